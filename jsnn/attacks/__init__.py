@@ -1,0 +1,73 @@
+"""Adversarial attacks in pure JAX, shaped like optax: small composable functions that jit.
+
+Every attack takes ``logits_fn(x) -> logits`` (a pure function, never a model object), clean images
+``x`` [B, ...] in [0, 1] and integer labels ``y`` [B], a keyword-only PRNG ``key`` where it draws
+random numbers, and ε / step sizes as traced values, so one compiled attack serves every ε. It
+returns adversarial images of x's shape and dtype.
+
+Pieces: :func:`input_gradient`, the step rules :func:`sign_step` / :func:`normalized_step`, the
+projections :func:`project_linf` / :func:`project_l2` / :func:`clip_to_box`, random starts, and
+APGD's :func:`apgd_checkpoints`. Attacks: :func:`fgsm`, :func:`rfgsm`, :func:`pgd`,
+:func:`apgd`, :func:`gaussian_noise`. The paper's suite: :data:`PAPER_SUITE`,
+:func:`get_attack_spec`, :func:`make_attack`.
+"""
+
+from jsnn.attacks.apgd import ApgdResult
+from jsnn.attacks.apgd import apgd
+from jsnn.attacks.apgd import apgd_checkpoints
+from jsnn.attacks.apgd import apgd_run
+from jsnn.attacks.base import LogitsFn
+from jsnn.attacks.base import LossFn
+from jsnn.attacks.base import get_loss
+from jsnn.attacks.base import input_gradient
+from jsnn.attacks.base import normalized_step
+from jsnn.attacks.base import sign_step
+from jsnn.attacks.fgsm import fgsm
+from jsnn.attacks.fgsm import rfgsm
+from jsnn.attacks.noise import gaussian_noise
+from jsnn.attacks.pgd import default_step_size
+from jsnn.attacks.pgd import pgd
+from jsnn.attacks.pgd import pgd_step_size
+from jsnn.attacks.projections import clip_to_box
+from jsnn.attacks.projections import l2_ball_start
+from jsnn.attacks.projections import l2_sphere_start
+from jsnn.attacks.projections import linf_sphere_start
+from jsnn.attacks.projections import project_l2
+from jsnn.attacks.projections import project_linf
+from jsnn.attacks.projections import uniform_linf_start
+from jsnn.attacks.registry import PAPER_SUITE
+from jsnn.attacks.registry import AttackSpec
+from jsnn.attacks.registry import attack_names
+from jsnn.attacks.registry import get_attack_spec
+from jsnn.attacks.registry import make_attack
+
+__all__ = (
+    "ApgdResult",
+    "AttackSpec",
+    "LogitsFn",
+    "LossFn",
+    "PAPER_SUITE",
+    "apgd",
+    "apgd_checkpoints",
+    "apgd_run",
+    "attack_names",
+    "clip_to_box",
+    "default_step_size",
+    "fgsm",
+    "gaussian_noise",
+    "get_attack_spec",
+    "get_loss",
+    "input_gradient",
+    "l2_ball_start",
+    "l2_sphere_start",
+    "linf_sphere_start",
+    "make_attack",
+    "normalized_step",
+    "pgd",
+    "pgd_step_size",
+    "project_l2",
+    "project_linf",
+    "rfgsm",
+    "sign_step",
+    "uniform_linf_start",
+)

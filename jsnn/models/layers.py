@@ -1,0 +1,169 @@
+"""Thin Flax wrappers: spiking neuron layer, conv/dense with the reference's initialisers, and the
+time-folding helpers. The dynamics live in :mod:`jsnn.spiking`.
+
+Activations are time-major ``[T, B, ...]``. Stateless layers (conv, BN, pooling, dense) run on the
+time-folded ``[T·B, ...]`` view, so BatchNorm statistics pool over time and batch together with one
+set of BN parameters shared across time steps, as in the reference (spec §1.1). An activation
+without a time axis (``[B, ...]``) is a *static* input — under direct encoding, everything before the
+first spiking layer sees T identical copies, so it is computed once and broadcast to T at the
+first neuron.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jsnn import spiking
+
+# Flax collections a caller can make mutable to capture activations (they are no-ops otherwise).
+SPIKES = "spikes"                    # every spiking layer's spikes, [T, B, ...] each
+LAST_SPIKING_LAYER = "last_spiking_layer"   # {"currents", "spikes"} of the last hidden layer
+
+NEURONS = ("lif", "dlif")
+
+# The reference's initialisers (spec §2.1): conv weights Kaiming-normal fan_out (ReLU gain); dense
+# weights PyTorch's default U(±1/sqrt(fan_in)); dense biases 0.
+conv_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+dense_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+def uniform_bias_init(fan_in: int):
+  """PyTorch's default bias init ``U(±1/sqrt(fan_in))`` (the reference never re-initialises it)."""
+  bound = 1.0 / math.sqrt(fan_in)
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+def fold(x):
+  """``[T, B, ...] -> [T·B, ...]``."""
+  return x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:])
+
+
+def unfold(x, time_steps: int):
+  """``[T·B, ...] -> [T, B, ...]``."""
+  return x.reshape((time_steps, x.shape[0] // time_steps) + x.shape[1:])
+
+
+def is_static(x) -> bool:
+  """True for an image-shaped ``[B, H, W, C]`` activation that has no time axis yet."""
+  return x.ndim == 4
+
+
+def apply_folded(fn: Callable, x):
+  """Applies a stateless layer to a time-major or static activation."""
+  if is_static(x) or x.ndim == 2:
+    return fn(x)
+  t = x.shape[0]
+  return unfold(fn(fold(x)), t)
+
+
+class SpikingNeuron(nn.Module):
+  """A layer of LIF or DLIF neurons over time.
+
+  Attributes:
+    time_steps: T.
+    neuron: ``"lif"`` or ``"dlif"``.
+    placement: DLIF factor placement, ``"input"`` (reference code, spec §1.3) or ``"leak"`` (paper
+      §3.3); see :func:`jsnn.spiking.dlif`.
+    leak, threshold: λ and u_th of Eq. 1.
+    surrogate: spike surrogate (triangle, Eq. 18, by default).
+    is_last: this is the last hidden spiking layer, whose input currents MS-MPPD uses.
+    remat: recompute the time scan in the backward pass.
+  """
+  time_steps: int
+  neuron: str = "dlif"
+  placement: str = "input"
+  leak: float = 0.99
+  threshold: float = 1.0
+  surrogate: Callable = spiking.Triangle()
+  is_last: bool = False
+  remat: bool = True
+
+  @nn.compact
+  def __call__(self, currents):
+    """``currents``: ``[T, B, ...]``, or static ``[B, H, W, C]`` broadcast over T. Returns spikes."""
+    if is_static(currents):
+      currents = spiking.direct_encoding(currents, self.time_steps)
+    kwargs = dict(leak=self.leak, threshold=self.threshold, surrogate=self.surrogate,
+                  remat=self.remat)
+    if self.neuron == "dlif":
+      # One factor per time step, shared by the whole layer, initialised to 1 (spec §1.3).
+      factors = self.param("dlif_factors", nn.initializers.ones, (self.time_steps,), jnp.float32)
+      spikes = spiking.dlif(currents, factors, placement=self.placement, **kwargs)
+    elif self.neuron == "lif":
+      spikes = spiking.lif(currents, **kwargs)
+    else:
+      raise ValueError(f"unknown neuron {self.neuron!r}; expected one of {NEURONS}")
+    self.sow(SPIKES, "spikes", spikes)
+    if self.is_last:
+      # Raw input currents, before the DLIF factor (spec §3.1).
+      self.sow(LAST_SPIKING_LAYER, "currents", currents)
+      self.sow(LAST_SPIKING_LAYER, "spikes", spikes)
+    return spikes
+
+
+class Conv(nn.Module):
+  """3×3 (or k×k) convolution with the reference's initialisers, on static or time-major input."""
+  features: int
+  kernel_size: int = 3
+  strides: int = 1
+  use_bias: bool = True
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    fan_in = x.shape[-1] * self.kernel_size * self.kernel_size
+    k = self.kernel_size
+    conv = nn.Conv(self.features, (k, k), strides=(self.strides, self.strides),
+                   padding=[(k // 2, k // 2)] * 2, use_bias=self.use_bias,
+                   kernel_init=conv_kernel_init, bias_init=uniform_bias_init(fan_in),
+                   dtype=self.dtype, param_dtype=jnp.float32)
+    return apply_folded(conv, x)
+
+
+class BatchNorm(nn.Module):
+  """BatchNorm with PyTorch's defaults (momentum 0.1, eps 1e-5), statistics over T·B·H·W.
+
+  Flax keeps the biased running variance where PyTorch keeps the unbiased one; at T·B·H·W ≥ 512
+  samples the difference is below 0.2 %.
+  """
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    bn = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                      dtype=self.dtype, param_dtype=jnp.float32)
+    return apply_folded(bn, x)
+
+
+class Dense(nn.Module):
+  """Linear layer with PyTorch's default weight init and zero bias (spec §2.1)."""
+  features: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    dense = nn.Dense(self.features, kernel_init=dense_kernel_init,
+                     bias_init=nn.initializers.zeros, dtype=self.dtype, param_dtype=jnp.float32)
+    return dense(x)
+
+
+def avg_pool(x, window: int):
+  return apply_folded(lambda y: nn.avg_pool(y, (window, window), (window, window)), x)
+
+
+def normalize(images, mean: Optional[tuple], std: Optional[tuple]):
+  """Per-channel ``(x − mean)/std`` inside the model, so attacks and noise act in [0,1] pixels."""
+  if mean is None:
+    return images
+  shape = (1,) * (images.ndim - 1) + (-1,)
+  mean = jnp.asarray(mean, images.dtype).reshape(shape)
+  return (images - mean) / jnp.asarray(std, images.dtype).reshape(shape)

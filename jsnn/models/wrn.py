@@ -1,0 +1,91 @@
+"""Spiking Wide-ResNet (WRN-16-4 in the paper) for 32×32 inputs (spec §2.2).
+
+Pre-activation blocks (BN → neuron → conv), convs without bias, and a trainable convex combination
+``y = c₀·shortcut + c₁·residual`` (initialised to (0.5, 0.5)) in place of a plain sum. The head is
+BN → neuron (the last hidden spiking layer) → global average pool → FC classes, averaged over T.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jsnn import spiking
+from jsnn.models import layers
+
+CONVEX_COMBINATION = "convex_combination"   # parameter name; projected onto the simplex in RAT mode
+
+
+class BasicBlock(nn.Module):
+  """Pre-activation WRN block with a convex-combination residual (spec §2.2)."""
+  features: int
+  strides: int
+  neuron: Callable[..., nn.Module]
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    conv = lambda f, k, s: layers.Conv(f, kernel_size=k, strides=s, use_bias=False,
+                                       dtype=self.dtype)
+    bn = lambda: layers.BatchNorm(dtype=self.dtype)
+    comb = self.param(CONVEX_COMBINATION, nn.initializers.constant(0.5), (2,), jnp.float32)
+    if x.shape[-1] != self.features:
+      # The shortcut takes the *spiking* input here.
+      x = self.neuron()(bn()(x, train))
+      h = self.neuron()(bn()(conv(self.features, 3, self.strides)(x), train))
+      h = conv(self.features, 3, 1)(h)
+      shortcut = conv(self.features, 1, self.strides)(x)
+    else:
+      # The identity path carries the real-valued residual stream.
+      a = self.neuron()(bn()(x, train))
+      h = self.neuron()(bn()(conv(self.features, 3, 1)(a), train))
+      h = conv(self.features, 3, 1)(h)
+      shortcut = x if not layers.is_static(x) else spiking.direct_encoding(x, h.shape[0])
+    return comb[0].astype(h.dtype) * shortcut + comb[1].astype(h.dtype) * h
+
+
+class SpikingWideResNet(nn.Module):
+  """Spiking WRN-depth-widen. Attributes as :class:`jsnn.models.vgg.SpikingVGG`, plus ``depth``
+  (16) and ``widen`` (4); ``width`` multiplies every channel count."""
+  num_classes: int
+  depth: int = 16
+  widen: int = 4
+  time_steps: int = 8
+  neuron: str = "dlif"
+  placement: str = "input"
+  leak: float = 0.99
+  threshold: float = 1.0
+  surrogate: Callable = spiking.Triangle()
+  remat: bool = True
+  width: float = 1.0
+  mean: Optional[tuple] = None
+  std: Optional[tuple] = None
+  dtype: Any = jnp.float32
+
+  def _neuron(self, is_last=False):
+    return layers.SpikingNeuron(
+        time_steps=self.time_steps, neuron=self.neuron, placement=self.placement, leak=self.leak,
+        threshold=self.threshold, surrogate=self.surrogate, is_last=is_last, remat=self.remat)
+
+  @nn.compact
+  def __call__(self, images, train: bool = False):
+    """``images``: ``[B, 32, 32, 3]`` in [0, 1]. Returns logits ``[B, num_classes]``."""
+    if (self.depth - 4) % 6:
+      raise ValueError(f"WRN depth must be 6n+4, got {self.depth}")
+    blocks_per_group = (self.depth - 4) // 6
+    scale = lambda c: max(1, round(c * self.width))
+    channels = [scale(16), scale(16 * self.widen), scale(32 * self.widen), scale(64 * self.widen)]
+    x = layers.normalize(images.astype(self.dtype), self.mean, self.std)
+    # The stem conv (no BN or neuron after it) and the first block's BN see T identical copies under
+    # direct encoding, so they run once on the static [B, ...] input.
+    x = layers.Conv(channels[0], use_bias=False, dtype=self.dtype)(x)
+    for group, strides in zip(range(3), (1, 2, 2)):
+      for i in range(blocks_per_group):
+        x = BasicBlock(channels[group + 1], strides if i == 0 else 1, self._neuron,
+                       dtype=self.dtype)(x, train)
+    x = self._neuron(is_last=True)(layers.BatchNorm(dtype=self.dtype)(x, train))
+    x = jnp.mean(x, axis=(2, 3))   # global average pool of the spike maps: [T, B, C]
+    logits = layers.Dense(self.num_classes, dtype=self.dtype)(jnp.mean(x, axis=0))
+    return logits.astype(jnp.float32)
