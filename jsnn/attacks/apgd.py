@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 import numpy as np
 
 from jsnn import losses
@@ -54,13 +55,22 @@ def apgd_checkpoints(num_steps: int) -> tuple[int, ...]:
 def _schedule(num_steps: int) -> tuple[np.ndarray, np.ndarray]:
   """Static arrays [n]: whether iteration i is a checkpoint, and the interval that ends there."""
   is_checkpoint = np.zeros(num_steps, bool)
-  interval = np.zeros(num_steps, np.float32)
+  interval = np.zeros(num_steps, np.int32)
   last = -1
   for i in apgd_checkpoints(num_steps):
     is_checkpoint[i] = True
     interval[i] = i - last
     last = i
   return is_checkpoint, interval
+
+
+def _check_args(epsilon, num_steps, loss, norm, rho) -> None:
+  base.check_epsilon(epsilon)
+  base.check_num_steps(num_steps)
+  base.get_loss(loss)
+  base.check_norm(norm)
+  if not 0 <= rho <= 1:
+    raise ValueError(f"rho must lie in [0, 1]; got {rho!r}")
 
 
 class ApgdResult(NamedTuple):
@@ -99,7 +109,7 @@ def apgd_run(
     y: jax.Array,
     *,
     key: jax.Array,
-    epsilon,
+    epsilon: ArrayLike,
     num_steps: int,
     loss: str | base.LossFn = "ce",
     norm: str = "linf",
@@ -139,16 +149,16 @@ def apgd_run(
     Croce & Hein, "Reliable evaluation of adversarial robustness with an ensemble of diverse
     parameter-free attacks", ICML 2020.
   """
+  _check_args(epsilon, num_steps, loss, norm, rho)
   step_rule = base.get_step(norm)
   project = projections.get_projection(norm)
   loss_fn = base.get_loss(loss)
-  num_steps = base.check_num_steps(num_steps)
-  base.check_epsilon(epsilon)
-  if not 0 <= rho <= 1:
-    raise ValueError(f"rho must lie in [0, 1]; got {rho!r}")
 
   epsilon = base.as_scalar(epsilon, x)
-  is_checkpoint, interval = (jnp.asarray(a) for a in _schedule(num_steps))
+  is_checkpoint, interval = _schedule(num_steps)
+  # An interval with at most this many loss increases counts as oscillating.
+  max_increases = jnp.asarray(interval * rho, jnp.float32)
+  is_checkpoint, interval = jnp.asarray(is_checkpoint), jnp.asarray(interval)
 
   def feasible(z):
     return projections.clip_to_box(project(z, x, epsilon))
@@ -194,8 +204,8 @@ def apgd_run(
     increased = loss_history > jnp.roll(loss_history, 1, axis=0)
     rows = jnp.arange(num_steps)
     in_interval = (rows <= i) & (rows > i - interval[i])
-    num_increased = jnp.sum(increased & in_interval[:, None], axis=0).astype(interval.dtype)
-    oscillating = num_increased <= interval[i] * rho
+    num_increased = jnp.sum(increased & in_interval[:, None], axis=0)
+    oscillating = num_increased.astype(jnp.float32) <= max_increases[i]
     stalled = ~s.reduced_last_check & (s.loss_best_last_check >= loss_best)
     reduce_now = oscillating | stalled
     reduce = is_checkpoint[i] & reduce_now
@@ -225,7 +235,7 @@ def apgd(
     y: jax.Array,
     *,
     key: jax.Array,
-    epsilon,
+    epsilon: ArrayLike,
     num_steps: int,
     loss: str | base.LossFn = "ce",
     norm: str = "linf",
@@ -254,9 +264,8 @@ def apgd(
   Returns:
     Adversarial images, x's shape and dtype.
   """
+  _check_args(epsilon, num_steps, loss, norm, rho)
   base.check_num_steps(num_restarts, "num_restarts")
-  base.check_norm(norm)
-  base.get_loss(loss)
 
   initially_correct = losses.correct(logits_fn(x), y)
 

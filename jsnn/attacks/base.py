@@ -17,6 +17,7 @@ from typing import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 import numpy as np
 
 from jsnn import losses
@@ -43,7 +44,7 @@ NORM_EPS = 1e-12
 # ------------------------------------------------------------------------------------------------
 
 
-def _concrete(value) -> np.ndarray | None:
+def _concrete(value: ArrayLike) -> np.ndarray | None:
   """The value as a NumPy array, or None when it is a tracer (its value is unknown until run)."""
   if isinstance(value, jax.core.Tracer):
     return None
@@ -71,27 +72,27 @@ def check_num_steps(num_steps: int, name: str = "num_steps") -> int:
   return int(num_steps)
 
 
-def check_epsilon(epsilon) -> None:
+def check_epsilon(epsilon: ArrayLike) -> None:
   """Raises ValueError when a concrete ε lies outside [0, 1] (images live in [0, 1])."""
   value = _concrete(epsilon)
   if value is not None and not np.all((value >= 0) & (value <= 1)):
     raise ValueError(f"epsilon must lie in [0, 1]; got {value}")
 
 
-def check_positive(value, name: str) -> None:
+def check_positive(value: ArrayLike, name: str) -> None:
   """Raises ValueError when a concrete value is not > 0 (traced values are not checked)."""
   concrete = _concrete(value)
   if concrete is not None and not np.all(concrete > 0):
     raise ValueError(f"{name} must be > 0; got {concrete}")
 
 
-def check_non_negative(value, name: str) -> None:
+def check_non_negative(value: ArrayLike, name: str) -> None:
   concrete = _concrete(value)
   if concrete is not None and not np.all(concrete >= 0):
     raise ValueError(f"{name} must be >= 0; got {concrete}")
 
 
-def as_scalar(value, x: jax.Array) -> jax.Array:
+def as_scalar(value: ArrayLike, x: jax.Array) -> jax.Array:
   """Converts a Python float or array to ``x``'s dtype, so no dtype promotion happens later."""
   return jnp.asarray(value, dtype=x.dtype)
 
@@ -101,7 +102,7 @@ def as_scalar(value, x: jax.Array) -> jax.Array:
 # ------------------------------------------------------------------------------------------------
 
 
-def per_example(value: jax.Array, x: jax.Array) -> jax.Array:
+def per_example(value: ArrayLike, x: jax.Array) -> jax.Array:
   """Reshapes a scalar or a [B] vector so that it broadcasts against ``x`` [B, ...]."""
   value = jnp.asarray(value)
   if value.ndim == 0:
@@ -151,7 +152,7 @@ def input_gradient(
   return grad, loss, logits
 
 
-def sign_step(grad: jax.Array, step_size) -> jax.Array:
+def sign_step(grad: jax.Array, step_size: ArrayLike) -> jax.Array:
   """The L∞ steepest-ascent step ``step_size · sign(grad)``.
 
   Args:
@@ -164,7 +165,7 @@ def sign_step(grad: jax.Array, step_size) -> jax.Array:
   return per_example(step_size, grad) * jnp.sign(grad)
 
 
-def normalized_step(grad: jax.Array, step_size) -> jax.Array:
+def normalized_step(grad: jax.Array, step_size: ArrayLike) -> jax.Array:
   """The L2 steepest-ascent step ``step_size · grad / (‖grad‖₂ + 1e-12)``, norm per example.
 
   Args:

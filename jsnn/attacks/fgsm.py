@@ -1,13 +1,16 @@
 """Single-step attacks: FGSM (evaluation) and the reference's RFGSM (adversarial training)."""
 
 import jax
+from jax.typing import ArrayLike
 
 from jsnn import losses
 from jsnn.attacks import base
 from jsnn.attacks import projections
 
 
-def fgsm(logits_fn: base.LogitsFn, x: jax.Array, y: jax.Array, *, epsilon) -> jax.Array:
+def fgsm(
+    logits_fn: base.LogitsFn, x: jax.Array, y: jax.Array, *, epsilon: ArrayLike
+) -> jax.Array:
   """Fast gradient sign method: ``clip01(x + ε·sign ∇_x CE(logits_fn(x), y))``.
 
   No random start, as in the reference's evaluation (spec §5).
@@ -35,8 +38,8 @@ def rfgsm(
     y: jax.Array,
     *,
     key: jax.Array,
-    step_size=4 / 255,
-    start_std=0.001,
+    step_size: ArrayLike = 4 / 255,
+    start_std: ArrayLike = 0.001,
 ) -> jax.Array:
   """The reference's training perturbation: a Gaussian start and one sign step (spec §4.2).
 

@@ -2,12 +2,15 @@
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jsnn.attacks import base
 from jsnn.attacks import projections
 
 
-def gaussian_noise(x: jax.Array, *, key: jax.Array, std, clip: bool = True) -> jax.Array:
+def gaussian_noise(
+    x: jax.Array, *, key: jax.Array, std: ArrayLike, clip: bool = True
+) -> jax.Array:
   """Adds i.i.d. Gaussian noise ``std·N(0, I)`` to every pixel.
 
   The reference's Gaussian *training* mode (spec §4.1, std 8/255) does not clip; pass

@@ -1,6 +1,7 @@
 """Projected gradient descent (Madry et al., 2018) with the reference's settings (spec §5)."""
 
 import jax
+from jax.typing import ArrayLike
 
 from jsnn.attacks import base
 from jsnn.attacks import projections
@@ -9,7 +10,7 @@ from jsnn.attacks import projections
 PAPER_PGD_STEP_SIZES = {7: 2.55 / 255, 10: 2 / 255, 20: 1 / 255, 40: 0.5 / 255}
 
 
-def default_step_size(epsilon, num_steps: int):
+def default_step_size(epsilon: ArrayLike, num_steps: int) -> ArrayLike:
   """``2.5·ε/num_steps`` (Madry et al.): the steps add up to 1.25 times the ball's diameter.
 
   For 10 steps this is ε/4, the step size of the reference's ε sweep (``pgd-eps.json``).
@@ -24,7 +25,7 @@ def default_step_size(epsilon, num_steps: int):
   return 2.5 * epsilon / base.check_num_steps(num_steps)
 
 
-def pgd_step_size(num_steps: int, epsilon=8 / 255):
+def pgd_step_size(num_steps: int, epsilon: ArrayLike = 8 / 255) -> ArrayLike:
   """The step size the reference uses for PGD with ``num_steps`` steps.
 
   For 7, 10, 20 and 40 steps this is the reference's table (2.55, 2, 1 and 0.5 /255, written for
@@ -50,8 +51,8 @@ def pgd(
     y: jax.Array,
     *,
     key: jax.Array | None = None,
-    epsilon,
-    step_size,
+    epsilon: ArrayLike,
+    step_size: ArrayLike,
     num_steps: int,
     norm: str = "linf",
     random_start: bool = True,

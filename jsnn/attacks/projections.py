@@ -8,17 +8,18 @@ onto the intersection.
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 from optax import projections as optax_projections
 
 from jsnn.attacks import base
 
 
-def clip_to_box(x: jax.Array, lower=0.0, upper=1.0) -> jax.Array:
+def clip_to_box(x: jax.Array, lower: ArrayLike = 0.0, upper: ArrayLike = 1.0) -> jax.Array:
   """Clips images to the box [lower, upper] (by default the valid image range [0, 1])."""
   return optax_projections.projection_box(x, lower, upper)
 
 
-def project_linf(x_adv: jax.Array, x_clean: jax.Array, epsilon) -> jax.Array:
+def project_linf(x_adv: jax.Array, x_clean: jax.Array, epsilon: ArrayLike) -> jax.Array:
   """Projects ``x_adv`` onto the L∞ ball of radius ε around ``x_clean``.
 
   Args:
@@ -33,7 +34,7 @@ def project_linf(x_adv: jax.Array, x_clean: jax.Array, epsilon) -> jax.Array:
   return optax_projections.projection_box(x_adv, x_clean - eps, x_clean + eps)
 
 
-def project_l2(x_adv: jax.Array, x_clean: jax.Array, epsilon) -> jax.Array:
+def project_l2(x_adv: jax.Array, x_clean: jax.Array, epsilon: ArrayLike) -> jax.Array:
   """Projects ``x_adv`` onto the L2 ball of radius ε around ``x_clean``, per example.
 
   ``optax.projections.projection_l2_ball`` treats its whole input as one vector, and it divides
@@ -60,7 +61,7 @@ def get_projection(norm: str):
   return {"linf": project_linf, "l2": project_l2}[base.check_norm(norm)]
 
 
-def uniform_linf_start(key: jax.Array, x: jax.Array, epsilon) -> jax.Array:
+def uniform_linf_start(key: jax.Array, x: jax.Array, epsilon: ArrayLike) -> jax.Array:
   """A uniform random point of the L∞ ball, clipped to [0, 1] (PGD's random start).
 
   Args:
@@ -76,7 +77,7 @@ def uniform_linf_start(key: jax.Array, x: jax.Array, epsilon) -> jax.Array:
   return clip_to_box(x + eps * noise)
 
 
-def l2_ball_start(key: jax.Array, x: jax.Array, epsilon) -> jax.Array:
+def l2_ball_start(key: jax.Array, x: jax.Array, epsilon: ArrayLike) -> jax.Array:
   """A random point of the L2 ball, clipped to [0, 1] (torchattacks PGDL2's random start).
 
   The direction is uniform on the sphere and the radius is ε·U[0, 1] (so points are not uniform
@@ -97,7 +98,7 @@ def l2_ball_start(key: jax.Array, x: jax.Array, epsilon) -> jax.Array:
   return clip_to_box(x + base.per_example(scale, x) * direction)
 
 
-def linf_sphere_start(key: jax.Array, x: jax.Array, epsilon) -> jax.Array:
+def linf_sphere_start(key: jax.Array, x: jax.Array, epsilon: ArrayLike) -> jax.Array:
   """A random point on the L∞ sphere of radius ε, clipped to [0, 1] (APGD's L∞ start).
 
   A uniform direction in [-1, 1]^d is rescaled so that its largest entry has magnitude exactly ε,
@@ -116,7 +117,7 @@ def linf_sphere_start(key: jax.Array, x: jax.Array, epsilon) -> jax.Array:
   return clip_to_box(x + base.per_example(scale, x) * t)
 
 
-def l2_sphere_start(key: jax.Array, x: jax.Array, epsilon) -> jax.Array:
+def l2_sphere_start(key: jax.Array, x: jax.Array, epsilon: ArrayLike) -> jax.Array:
   """A random point on the L2 sphere of radius ε, clipped to [0, 1] (APGD's L2 start).
 
   Args:

@@ -1,0 +1,82 @@
+"""Default configuration: every key, with what it means. Other configs override a few of them.
+
+Run with ``python train.py --config configs/default.py --workdir runs/x``; override any key as
+``--config.training.rho=0.5``. Keys are locked: a misspelt key fails at launch.
+"""
+
+import ml_collections
+
+# Sentinels resolved by jsnn.trainer.resolve_config from the mode, dataset and model.
+AUTO = -1.0
+
+
+def get_config(arg=None):
+  del arg
+  config = ml_collections.ConfigDict()
+  config.seed = 42                      # one seed: init, data order, augmentation, perturbations
+  config.distributed = False            # call jax.distributed.initialize() (multi-host runs)
+  config.allow_config_mismatch = False  # resume a workdir whose saved config differs (careful)
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = "vgg11"           # vgg5 | vgg11 | wrn16 (WRN-16-4)
+  config.model.neuron = "dlif"          # lif (paper Eq. 1) | dlif (§3.3, trainable a[t])
+  config.model.dlif_placement = "input"  # input (reference code, produced the tables) | leak (paper)
+  config.model.time_steps = 8           # T of direct encoding
+  config.model.leak = 0.99              # λ
+  config.model.threshold = 1.0          # u_th
+  config.model.surrogate = "triangle"   # triangle (Eq. 18) | sigmoid | arctan | rectangular | straight_through
+  config.model.surrogate_width = 1.0    # ω of the triangle (α for sigmoid/arctan)
+  config.model.width = 1.0              # channel multiplier (1.0 = the paper's model)
+  config.model.head_width = 4096        # VGG hidden FC width (4096 in the paper)
+  config.model.dtype = "float32"        # compute dtype: float32 | bfloat16 (params stay float32)
+  config.model.remat = True             # recompute each neuron's time scan in the backward pass
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = "cifar10"          # cifar10 | cifar100 | synthetic
+  config.data.dir = ""                  # directory (or file) of .npz arrays; "" = read TFDS
+  config.data.tfds_data_dir = ""        # TFDS data dir; "" = TFDS's default (~/tensorflow_datasets)
+  config.data.download = False          # let TFDS download and prepare (needs internet + TensorFlow)
+  config.data.train_size = 0            # class-balanced training subset; 0 = all
+  config.data.validation_size = 0       # training images held out for checkpoint selection
+  config.data.crop = True               # random crop 32 with zero padding 4
+  config.data.flip = True               # random horizontal flip
+  config.data.cutout = True             # Cutout, one 16x16 hole (the reference's default)
+  config.data.cutout_size = 16
+
+  config.training = ml_collections.ConfigDict()
+  config.training.mode = "at"           # natural | gaussian | at (RFGSM) | at_reg (RFGSM + SNN-RAT)
+  config.training.chi = 0.5             # χ: weight of clean CE; (1-χ) on the perturbed CE (Eq. 16)
+  config.training.rho = 1.0             # ρ: weight of the distance term (Eq. 17)
+  config.training.distance = "ms_mppd"  # ms_mppd (Eq. 14) | tasad (Eq. 12) | std (Eq. 13)
+  config.training.mppd_reduction = "mean"  # mean (reference code) | sum (paper's Eq. 14)
+  config.training.gaussian_std = 8 / 255   # std of the gaussian mode's noise (not clipped)
+  config.training.rfgsm_step = 4 / 255     # RFGSM sign step
+  config.training.rfgsm_start_std = 0.001  # RFGSM Gaussian random start
+  config.training.rat_beta = AUTO       # SNN-RAT β; AUTO = the paper's value for model/dataset
+  config.training.rat_row_fraction = 0.3  # fraction of rows retracted in wide dense layers
+  config.training.rat_min_rows = 200    # dense layers with at least this many rows are sampled
+  config.training.epochs = 100
+  config.training.batch_size = 64       # global batch, split over all devices
+  config.training.learning_rate = 0.1   # SGD, cosine to 0 stepped once per epoch
+  config.training.momentum = 0.9
+  config.training.weight_decay = AUTO   # coupled L2; AUTO = 5e-4, or 0 in at_reg (reference)
+  config.training.steps_per_epoch = 0   # 0 = ceil(train size / batch); > 0 caps it (smoke runs)
+  config.training.select_on = "test"    # best checkpoint by test (reference) or validation accuracy
+  config.training.eval_batch_size = 500  # clean-accuracy evaluation batch after each epoch
+
+  config.logging = ml_collections.ConfigDict()
+  config.logging.progress_bar = True    # per-epoch progress bar with ETA
+  config.logging.log_every_steps = 50   # host sync for the progress bar's running loss
+  config.logging.keep_checkpoints = 2   # latest checkpoints kept (the best one is kept apart)
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.checkpoint = "best"       # best | latest
+  config.eval.attacks = "clean,fgsm,pgd7,pgd10,pgd20,pgd40,apgd-ce,apgd-dlr"  # the paper's suite
+  config.eval.epsilon = 8 / 255         # L∞ radius
+  config.eval.batch_size = 64
+  config.eval.num_examples = 0          # 0 = the full test split
+  config.eval.seed = 0                  # attacks' random starts
+  config.eval.surrogate = ""            # attack through another surrogate ("" = the model's)
+  config.eval.surrogate_width = 0.0     # its width (0 = the surrogate's default)
+  config.eval.sweep_epsilons = "10,20,30,40,50,60,70,80,90,100"  # Figure 3 sweep, in /255
+  return config

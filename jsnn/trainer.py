@@ -1,0 +1,374 @@
+"""``train_and_evaluate(config, workdir)``: the training loop, top to bottom.
+
+Sections: config → devices → data → model and optimiser → resume → compiled step → loop (progress
+bar, per-epoch log line, clean test accuracy, metrics files, checkpoints). The step itself is pure
+and lives in :mod:`jsnn.train_step`; this file owns every side effect.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import os
+import sys
+import time
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+import jsnn
+from jsnn import checkpointing, data, models, parallel, train_step
+from jsnn.train_state import TrainState
+
+log = logging.getLogger("jsnn")
+
+AUTO = -1.0
+# SNN-RAT β of the paper's Appendix C per (dataset, model); VGG5 uses the reference's -beta default.
+RAT_BETA = {
+    ("cifar10", "vgg11"): 5e-4, ("cifar10", "wrn16"): 4e-3,
+    ("cifar100", "vgg11"): 1e-3, ("cifar100", "wrn16"): 4e-3,
+}
+DEFAULT_RAT_BETA = 5e-4
+# Keys that may differ between a run and its resumption without changing its result.
+RESUME_IGNORED_KEYS = ("allow_config_mismatch", "logging", "eval", "data.dir", "data.tfds_data_dir",
+                       "data.download", "distributed")
+
+
+class TrainingDiverged(FloatingPointError):
+  """The loss became NaN or infinite."""
+
+
+class ConfigMismatch(ValueError):
+  """The workdir holds a run of a different config."""
+
+
+# -------------------------------------------------------------------------------------------------
+# Config
+# -------------------------------------------------------------------------------------------------
+
+
+def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Fills the AUTO values from the mode/model/dataset and validates; returns a locked copy."""
+  config = ml_collections.ConfigDict(config.to_dict())
+  t = config.training
+  if t.weight_decay == AUTO:
+    # The reference reuses -beta as weight decay, and turns decay off in RAT mode (spec §4.4).
+    t.weight_decay = 0.0 if t.mode == "at_reg" else 5e-4
+  if t.rat_beta == AUTO:
+    t.rat_beta = RAT_BETA.get((config.data.name, config.model.name), DEFAULT_RAT_BETA)
+  if config.data.name == "synthetic" and config.data.dir:
+    # configs/smoke.py: pointing data.dir at .npz CIFAR-10 switches the smoke run to real data.
+    config.data.name = "cifar10"
+  _validate(config)
+  config.lock()
+  return config
+
+
+def _validate(config):
+  t = config.training
+  step_settings(config)   # mode, χ, ρ, distance, reduction
+  if t.epochs < 1:
+    raise ValueError(f"training.epochs must be >= 1, got {t.epochs}")
+  if t.learning_rate <= 0:
+    raise ValueError(f"training.learning_rate must be > 0, got {t.learning_rate}")
+  if t.weight_decay < 0 or t.rat_beta < 0:
+    raise ValueError(f"weight_decay and rat_beta must be >= 0, got {t.weight_decay}, {t.rat_beta}")
+  if t.select_on not in ("test", "validation"):
+    raise ValueError(f"training.select_on must be 'test' or 'validation', got {t.select_on!r}")
+  if t.select_on == "validation" and config.data.validation_size < 1:
+    raise ValueError("training.select_on='validation' needs --config.data.validation_size > 0")
+  if t.steps_per_epoch < 0:
+    raise ValueError(f"training.steps_per_epoch must be >= 0, got {t.steps_per_epoch}")
+
+
+def step_settings(config) -> train_step.StepSettings:
+  t, d = config.training, config.data
+  return train_step.StepSettings(
+      mode=t.mode, chi=t.chi, rho=t.rho, distance=t.distance, mppd_reduction=t.mppd_reduction,
+      mppd_leak=config.model.leak, gaussian_std=t.gaussian_std, rfgsm_step=t.rfgsm_step,
+      rfgsm_start_std=t.rfgsm_start_std, rat_beta=max(t.rat_beta, 0.0),
+      rat_row_fraction=t.rat_row_fraction, rat_min_rows=t.rat_min_rows, batch_size=t.batch_size,
+      crop=d.crop, flip=d.flip, cutout=d.cutout, cutout_size=d.cutout_size)
+
+
+def model_from_config(config, num_classes: int, **overrides):
+  m = config.model
+  kwargs = dict(num_classes=num_classes, neuron=m.neuron, time_steps=m.time_steps,
+                dlif_placement=m.dlif_placement, leak=m.leak, threshold=m.threshold,
+                surrogate=m.surrogate, surrogate_width=m.surrogate_width,
+                normalization=config.data.name if config.data.name in models.NORMALIZATION
+                else "cifar10", width=m.width, head_width=m.head_width, dtype=m.dtype,
+                remat=m.remat)
+  kwargs.update(overrides)
+  return models.create_model(m.name, **kwargs)
+
+
+def _flatten(d, prefix=""):
+  out = {}
+  for k, v in d.items():
+    key = f"{prefix}{k}"
+    if isinstance(v, dict):
+      out.update(_flatten(v, key + "."))
+    else:
+      out[key] = v
+  return out
+
+
+def config_differences(saved: dict, current: dict) -> list[str]:
+  """Keys whose values differ, ignoring those that do not change the result."""
+  a, b = _flatten(saved), _flatten(current)
+  ignored = lambda k: any(k == p or k.startswith(p + ".") for p in RESUME_IGNORED_KEYS)
+  return sorted(k for k in set(a) | set(b) if not ignored(k) and a.get(k) != b.get(k))
+
+
+# -------------------------------------------------------------------------------------------------
+# State
+# -------------------------------------------------------------------------------------------------
+
+
+def create_train_state(config, model, tx, key) -> TrainState:
+  init_key, run_key = jax.random.split(key)
+  variables = models.init_model(model, init_key)
+  return TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
+                    batch_stats=variables["batch_stats"], opt_state=tx.init(variables["params"]),
+                    rng=jax.random.key_data(run_key))
+
+
+def abstract_train_state(config, model, tx, mesh):
+  """Shapes, dtypes and (replicated) shardings of the train state, without allocating it."""
+  shapes = jax.eval_shape(functools.partial(create_train_state, config, model, tx),
+                          jax.random.key(0))
+  sharding = parallel.replicated(mesh)
+  return jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
+                                shapes)
+
+
+# -------------------------------------------------------------------------------------------------
+# Metrics output (process 0 only)
+# -------------------------------------------------------------------------------------------------
+
+
+class MetricWriter:
+  """JSON lines in ``workdir/metrics.jsonl`` and TensorBoard events in ``workdir/tensorboard``."""
+
+  def __init__(self, workdir: str, enabled: bool):
+    self.enabled = enabled
+    self._tb = None
+    if not enabled:
+      return
+    self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+    try:
+      from tensorboardX import SummaryWriter
+      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    except ImportError:  # pragma: no cover - tensorboardX is a dependency
+      log.warning("tensorboardX is not installed: no TensorBoard events")
+
+  def write(self, step: int, scalars: dict) -> None:
+    if not self.enabled:
+      return
+    self._jsonl.write(json.dumps({"step": step, **scalars}) + "\n")
+    self._jsonl.flush()
+    if self._tb is not None:
+      for k, v in scalars.items():
+        if isinstance(v, (int, float)):
+          self._tb.add_scalar(k, v, step)
+      self._tb.flush()
+
+  def close(self):
+    if self.enabled:
+      self._jsonl.close()
+      if self._tb is not None:
+        self._tb.close()
+
+
+# -------------------------------------------------------------------------------------------------
+# The loop
+# -------------------------------------------------------------------------------------------------
+
+
+def evaluate_clean(eval_fn, variables, images, labels, batch_size, mesh) -> float:
+  """Clean accuracy over a split, every example counted once (padded, masked batches)."""
+  correct = count = 0
+  for x, y, mask in data.eval_batches(images, labels, batch_size):
+    out = eval_fn(variables, parallel.put_batch(x, mesh), parallel.put_batch(y, mesh),
+                  parallel.put_batch(mask, mesh))
+    correct, count = correct + out["correct"], count + out["count"]
+  return float(correct) / max(int(count), 1)   # host sync: once per evaluation
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       stop_after_epoch: Optional[int] = None) -> dict[str, Any]:
+  """Trains a model as ``config`` says, checkpointing to and resuming from ``workdir``.
+
+  Args:
+    config: a config like ``configs/default.py``'s.
+    workdir: where checkpoints, metrics and the resolved config go; an existing run there resumes.
+    stop_after_epoch: stop (as if preempted) once this epoch has been checkpointed; the next call
+      resumes and ends exactly where an uninterrupted run would.
+
+  Returns:
+    A summary: final and best accuracies, steps, wall time, and the final ``state``.
+  """
+  # --- Config and devices ------------------------------------------------------------------------
+  config = resolve_config(config)
+  parallel.maybe_initialize_distributed(config.distributed)
+  is_main = jax.process_index() == 0
+  mesh = parallel.make_mesh()
+  t = config.training
+  parallel.check_batch_size(t.batch_size, mesh)
+  if t.eval_batch_size % mesh.devices.size:
+    raise ValueError(f"training.eval_batch_size {t.eval_batch_size} is not divisible by the "
+                     f"{mesh.devices.size} devices")
+  workdir = os.path.abspath(workdir)
+  os.makedirs(workdir, exist_ok=True)
+  ckpt = checkpointing.Checkpoints(workdir, keep_latest=config.logging.keep_checkpoints)
+  _check_resume_config(ckpt, config)
+
+  # --- Data --------------------------------------------------------------------------------------
+  d = config.data
+  dataset = data.load_dataset(d.name, data_dir=d.dir or None, tfds_data_dir=d.tfds_data_dir or None,
+                              download=d.download, train_size=d.train_size or None,
+                              validation_size=d.validation_size, seed=config.seed)
+  log.info("data: %s (%d train, %d validation, %d test)", dataset.source,
+           len(dataset.train_labels), len(dataset.validation_labels), len(dataset.test_labels))
+  train_images = parallel.put_replicated(dataset.train_images, mesh)
+  train_labels = parallel.put_replicated(dataset.train_labels.astype(np.int32), mesh)
+  num_train = len(dataset.train_labels)
+  steps_per_epoch = data.steps_per_epoch(num_train, t.batch_size)
+  if t.steps_per_epoch:
+    steps_per_epoch = min(steps_per_epoch, t.steps_per_epoch)
+  total_steps = steps_per_epoch * t.epochs
+
+  # --- Model, optimiser, state -------------------------------------------------------------------
+  model = model_from_config(config, dataset.num_classes)
+  tx, schedule = train_step.make_optimizer(
+      learning_rate=t.learning_rate, epochs=t.epochs, steps_per_epoch=steps_per_epoch,
+      momentum=t.momentum, weight_decay=t.weight_decay)
+  abstract = abstract_train_state(config, model, tx, mesh)
+  meta = {"config": config.to_dict(), "num_classes": dataset.num_classes,
+          "steps_per_epoch": steps_per_epoch, "jsnn_version": jsnn.__version__}
+  best_accuracy = -1.0
+  if ckpt.latest_step() is not None:
+    state, saved_meta = ckpt.restore("latest", abstract)
+    best_accuracy = saved_meta.get("best_accuracy", -1.0)
+    log.info("resumed from %s at step %d", ckpt.root, int(state.step))
+  else:
+    init = jax.jit(functools.partial(create_train_state, config, model, tx),
+                   out_shardings=parallel.replicated(mesh))
+    state = init(jax.random.key(config.seed))
+    if is_main:
+      with open(os.path.join(workdir, "config.json"), "w") as f:
+        f.write(config.to_json_best_effort(indent=2))
+  start_step = int(state.step)   # host sync: once, before the loop
+
+  # --- Compiled step ------------------------------------------------------------------------------
+  settings = step_settings(config)
+  step_fn = jax.jit(
+      functools.partial(train_step.train_step, model=model, tx=tx, schedule=schedule,
+                        settings=settings, batch_sharding=parallel.batch_sharding(mesh)),
+      donate_argnums=0, out_shardings=parallel.replicated(mesh))
+  eval_fn = jax.jit(functools.partial(train_step.eval_step, model=model),
+                    out_shardings=parallel.replicated(mesh))
+
+  writer = MetricWriter(workdir, is_main)
+  summary = {"start_step": start_step, "total_steps": total_steps}
+  try:
+    if start_step >= total_steps:
+      log.info("training already complete (%d steps)", total_steps)
+    first_epoch = start_step // steps_per_epoch
+    train_start = time.time()
+    for epoch in range(first_epoch, t.epochs):
+      epoch_start = time.time()
+      epoch_steps = range(max(start_step, epoch * steps_per_epoch), (epoch + 1) * steps_per_epoch)
+      step_metrics = []
+      bar = _progress(config, epoch, len(epoch_steps), is_main)
+      for step in epoch_steps:
+        state, metrics = step_fn(state, train_images, train_labels)
+        step_metrics.append(metrics)
+        if bar is not None:
+          bar.update(1)
+          if (step + 1) % config.logging.log_every_steps == 0:
+            bar.set_postfix(loss=f"{float(metrics['loss']):.4f}")   # host sync: log boundary
+      if bar is not None:
+        bar.close()
+      # Host sync: the epoch's metrics, once per epoch.
+      means = {k: float(np.mean(v)) for k, v in jax.device_get(
+          {k: jnp.stack([m[k] for m in step_metrics]) for k in step_metrics[0]}).items()}
+      end_step = (epoch + 1) * steps_per_epoch
+      if not all(math.isfinite(v) for v in means.values()):
+        bad = sorted(k for k, v in means.items() if not math.isfinite(v))
+        raise TrainingDiverged(
+            f"{', '.join(bad)} became NaN or infinite between steps {epoch_steps[0]} and {end_step} "
+            f"(epoch {epoch + 1}); the last good checkpoint (step {ckpt.latest_step()}) is kept in "
+            f"{ckpt.root}. Try a lower --config.training.learning_rate or float32.")
+      train_time = time.time() - epoch_start
+      test_accuracy = evaluate_clean(eval_fn, state.variables, dataset.test_images,
+                                     dataset.test_labels.astype(np.int32), t.eval_batch_size, mesh)
+      scalars = {"epoch": epoch + 1, **means, "test_accuracy": test_accuracy,
+                 "images_per_second": len(epoch_steps) * t.batch_size / train_time,
+                 "elapsed_seconds": time.time() - train_start}
+      selection = test_accuracy
+      if len(dataset.validation_labels):
+        scalars["validation_accuracy"] = evaluate_clean(
+            eval_fn, state.variables, dataset.validation_images,
+            dataset.validation_labels.astype(np.int32), t.eval_batch_size, mesh)
+        if t.select_on == "validation":
+          selection = scalars["validation_accuracy"]
+      writer.write(end_step, scalars)
+      if is_main:
+        _print_epoch_line(scalars, t.epochs, settings)
+      epoch_meta = {**meta, "step": end_step, "epoch": epoch + 1, "test_accuracy": test_accuracy,
+                    "selection_metric": t.select_on, "selection_accuracy": selection}
+      if selection > best_accuracy:
+        best_accuracy = selection
+        ckpt.save("best", end_step, state, {**epoch_meta, "best_accuracy": best_accuracy})
+      ckpt.save("latest", end_step, state, {**epoch_meta, "best_accuracy": best_accuracy})
+      summary.update(scalars)
+      if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
+        break
+    summary.update(best_accuracy=best_accuracy, state=state, steps_per_epoch=steps_per_epoch,
+                   workdir=workdir)
+  finally:
+    ckpt.wait()
+    ckpt.close()
+    writer.close()
+  return summary
+
+
+def _check_resume_config(ckpt, config):
+  saved = ckpt.read_meta("latest")
+  if saved is None:
+    return
+  diff = config_differences(saved["config"], config.to_dict())
+  if diff and not config.allow_config_mismatch:
+    shown = ", ".join(f"{k}: {_flatten(saved['config']).get(k)!r} → "
+                      f"{_flatten(config.to_dict()).get(k)!r}" for k in diff[:8])
+    raise ConfigMismatch(
+        f"{ckpt.root} holds a checkpoint of a different config ({shown}). Use a new --workdir, "
+        f"or resume anyway with --config.allow_config_mismatch=True.")
+
+
+def _progress(config, epoch, total, is_main):
+  if not (config.logging.progress_bar and is_main):
+    return None
+  from tqdm import tqdm
+  return tqdm(total=total, desc=f"epoch {epoch + 1}/{config.training.epochs}", leave=False,
+              file=sys.stderr, mininterval=1.0, dynamic_ncols=True)
+
+
+def _print_epoch_line(s, epochs, settings):
+  distance = settings.distance if settings.mode != "natural" else None
+  parts = [f"epoch {s['epoch']:3d}/{epochs}", f"lr {s['learning_rate']:.4g}",
+           f"train acc {100 * s['accuracy']:.2f}%", f"CE {s['ce']:.4f}"]
+  if distance:
+    parts.append(f"{distance.upper().replace('_', '-')} {s[distance]:.4g}")
+  parts.append(f"test acc {100 * s['test_accuracy']:.2f}%")
+  if "validation_accuracy" in s:
+    parts.append(f"val acc {100 * s['validation_accuracy']:.2f}%")
+  parts += [f"{s['images_per_second']:.1f} img/s", f"{s['elapsed_seconds']:.0f}s"]
+  print(" | ".join(parts), flush=True)
