@@ -28,8 +28,11 @@ class Checkpoints:
     self.root = os.path.join(os.path.abspath(workdir), "checkpoints")
     self._managers = {}
     for which, keep in (("latest", keep_latest), ("best", 1)):
-      options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only,
-                                             read_only=read_only)
+      if read_only:
+        options = ocp.CheckpointManagerOptions(read_only=True, create=False, max_to_keep=None,
+                                               save_interval_steps=0)
+      else:
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
       self._managers[which] = ocp.CheckpointManager(os.path.join(self.root, which),
                                                     options=options)
 

@@ -372,3 +372,48 @@ def _print_epoch_line(s, epochs, settings):
     parts.append(f"val acc {100 * s['validation_accuracy']:.2f}%")
   parts += [f"{s['images_per_second']:.1f} img/s", f"{s['elapsed_seconds']:.0f}s"]
   print(" | ".join(parts), flush=True)
+
+
+# -------------------------------------------------------------------------------------------------
+# Restoring a trained model (evaluation, analysis)
+# -------------------------------------------------------------------------------------------------
+
+
+class CheckpointNotFound(FileNotFoundError):
+  """The workdir has no checkpoint of the requested kind."""
+
+
+def restore_checkpoint(workdir: str, which: str = "best", **model_overrides):
+  """Rebuilds a trained model from its workdir alone (the checkpoint describes itself).
+
+  Args:
+    workdir: a training workdir.
+    which: ``"best"`` (best selection accuracy, as the reference evaluates) or ``"latest"``.
+    **model_overrides: arguments of :func:`jsnn.models.create_model` to change, e.g. another
+      ``surrogate`` to attack through (parameters do not depend on it).
+
+  Returns:
+    ``(config, model, variables, meta)`` with ``variables = {"params", "batch_stats"}``.
+  """
+  if which not in checkpointing.WHICH:
+    raise ValueError(f"unknown checkpoint {which!r}; expected one of {checkpointing.WHICH}")
+  workdir = os.path.abspath(workdir)
+  if not os.path.isdir(os.path.join(workdir, "checkpoints", which)):
+    raise CheckpointNotFound(f"no {which!r} checkpoint in {workdir}: train there first "
+                             f"(python train.py --config ... --workdir {workdir})")
+  ckpt = checkpointing.Checkpoints(workdir, read_only=True)
+  try:
+    meta = ckpt.read_meta(which)
+    if meta is None:
+      raise CheckpointNotFound(f"no {which!r} checkpoint in {workdir}")
+    config = ml_collections.ConfigDict(meta["config"])
+    model = model_from_config(config, meta["num_classes"], **model_overrides)
+    t = config.training
+    tx, _ = train_step.make_optimizer(
+        learning_rate=t.learning_rate, epochs=t.epochs, steps_per_epoch=meta["steps_per_epoch"],
+        momentum=t.momentum, weight_decay=t.weight_decay)
+    abstract = abstract_train_state(config, model, tx, parallel.make_mesh())
+    state, meta = ckpt.restore(which, abstract)
+  finally:
+    ckpt.close()
+  return config, model, state.variables, meta
