@@ -274,6 +274,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       donate_argnums=0, out_shardings=parallel.replicated(mesh))
   eval_fn = jax.jit(functools.partial(train_step.eval_step, model=model),
                     out_shardings=parallel.replicated(mesh))
+  # Spikes are Heaviside of the membrane, so NaN inputs can vanish from the loss while the batch
+  # statistics and parameters go NaN: check the state too.
+  state_is_finite = jax.jit(lambda s: jnp.all(jnp.stack([
+      jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves((s.params, s.batch_stats))])))
 
   writer = MetricWriter(workdir, is_main)
   summary = {"start_step": start_step, "total_steps": total_steps}
@@ -300,8 +304,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       means = {k: float(np.mean(v)) for k, v in jax.device_get(
           {k: jnp.stack([m[k] for m in step_metrics]) for k in step_metrics[0]}).items()}
       end_step = (epoch + 1) * steps_per_epoch
-      if not all(math.isfinite(v) for v in means.values()):
-        bad = sorted(k for k, v in means.items() if not math.isfinite(v))
+      bad = sorted(k for k, v in means.items() if not math.isfinite(v))
+      if not bad and not bool(state_is_finite(state)):   # host sync: once per epoch
+        bad = ["parameters or batch statistics"]
+      if bad:
         raise TrainingDiverged(
             f"{', '.join(bad)} became NaN or infinite between steps {epoch_steps[0]} and {end_step} "
             f"(epoch {epoch + 1}); the last good checkpoint (step {ckpt.latest_step()}) is kept in "

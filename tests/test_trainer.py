@@ -1,0 +1,189 @@
+"""train_and_evaluate end to end: smoke run, resume equality, refusals, NaN stop, devices."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+
+from configs import smoke
+from jsnn import checkpointing, data, trainer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config(**training):
+  config = smoke.get_config()
+  config.model.width = 0.0625
+  config.model.head_width = 16
+  config.model.time_steps = 2
+  config.data.train_size = 64
+  config.training.batch_size = 8
+  config.training.steps_per_epoch = 2
+  config.training.eval_batch_size = 64
+  config.logging.progress_bar = False
+  for k, v in training.items():
+    config.training[k] = v
+  return config
+
+
+def _params(summary):
+  return jax.tree_util.tree_leaves(jax.device_get(summary["state"].params))
+
+
+def test_smoke_run_writes_metrics_config_and_checkpoints(tmp_path, capsys):
+  summary = trainer.train_and_evaluate(tiny_config(epochs=1), str(tmp_path))
+  assert summary["total_steps"] == 2 and int(summary["state"].step) == 2
+  assert 0.0 <= summary["test_accuracy"] <= 1.0
+  line = capsys.readouterr().out
+  for field in ("epoch   1/1", "lr", "train acc", "CE", "MS-MPPD", "test acc", "img/s"):
+    assert field in line
+  records = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  assert records[-1]["step"] == 2 and "ms_mppd" in records[-1]
+  saved = json.load(open(tmp_path / "config.json"))
+  assert saved["training"]["weight_decay"] == 5e-4     # AUTO resolved
+  assert os.listdir(tmp_path / "tensorboard")
+  ckpt = checkpointing.Checkpoints(str(tmp_path), read_only=True)
+  assert ckpt.latest_step("latest") == 2 and ckpt.latest_step("best") == 2
+  assert ckpt.read_meta("best")["config"]["model"]["name"] == "vgg5"
+  ckpt.close()
+  # The saved checkpoint rebuilds the model on its own.
+  _, model, variables, meta = trainer.restore_checkpoint(str(tmp_path))
+  assert meta["step"] == 2 and model.time_steps == 2
+  np.testing.assert_array_equal(jax.tree_util.tree_leaves(variables["params"])[0],
+                                _params(summary)[0])
+
+
+def test_at_reg_resolves_zero_weight_decay_and_paper_beta():
+  config = tiny_config(mode="at_reg")
+  config.model.name, config.data.name = "vgg11", "cifar10"
+  resolved = trainer.resolve_config(config)
+  assert resolved.training.weight_decay == 0.0 and resolved.training.rat_beta == 5e-4
+  config.model.name = "wrn16"
+  assert trainer.resolve_config(config).training.rat_beta == 4e-3
+
+
+def test_resume_in_a_new_process_equals_an_uninterrupted_run(tmp_path):
+  config = tiny_config(epochs=2)
+  straight = trainer.train_and_evaluate(config, str(tmp_path / "straight"))
+  trainer.train_and_evaluate(config, str(tmp_path / "resumed"), stop_after_epoch=1)
+  script = textwrap.dedent(f"""
+      import sys; sys.path.insert(0, {ROOT!r}); sys.path.insert(0, {os.path.join(ROOT, 'tests')!r})
+      from test_trainer import tiny_config
+      from jsnn import trainer
+      s = trainer.train_and_evaluate(tiny_config(epochs=2), {str(tmp_path / 'resumed')!r})
+      assert s["start_step"] == 2, s["start_step"]
+  """)
+  # Same compiler settings as this process (conftest disables most XLA optimisations).
+  env = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS="1", JAX_PLATFORMS="cpu")
+  subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=300)
+  _, _, resumed, meta = trainer.restore_checkpoint(str(tmp_path / "resumed"), "latest")
+  assert meta["step"] == 4
+  for a, b in zip(jax.tree_util.tree_leaves(resumed["params"]), _params(straight)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_a_workdir_of_another_config_is_refused(tmp_path):
+  trainer.train_and_evaluate(tiny_config(epochs=1), str(tmp_path))
+  before = sorted(os.listdir(tmp_path / "checkpoints" / "latest"))
+  with pytest.raises(trainer.ConfigMismatch, match=r"training.rho: 1.0 → 0.5.*allow_config_mismatch"):
+    trainer.train_and_evaluate(tiny_config(epochs=1, rho=0.5), str(tmp_path))
+  assert sorted(os.listdir(tmp_path / "checkpoints" / "latest")) == before
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+  trainer.train_and_evaluate(tiny_config(epochs=2, mode="natural"), str(tmp_path),
+                             stop_after_epoch=1)
+  bad = tiny_config(epochs=2, mode="natural", learning_rate=float("inf"))
+  bad.allow_config_mismatch = True
+  with pytest.raises(trainer.TrainingDiverged, match=r"between steps 2 and 4.*step 2"):
+    trainer.train_and_evaluate(bad, str(tmp_path))
+  ckpt = checkpointing.Checkpoints(str(tmp_path), read_only=True)
+  assert ckpt.latest_step("latest") == 2
+  ckpt.close()
+  _, _, variables, _ = trainer.restore_checkpoint(str(tmp_path), "latest")
+  assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(variables))
+
+
+@pytest.mark.parametrize("override,match", [
+    ({"mode": "adversarial"}, "'adversarial'"),
+    ({"rho": -1.0}, "rho"),
+    ({"chi": 2.0}, "chi"),
+    ({"epochs": 0}, "epochs"),
+    ({"select_on": "validation"}, "validation_size"),
+])
+def test_bad_training_config_is_refused_before_any_work(tmp_path, override, match):
+  with pytest.raises(ValueError, match=match):
+    trainer.train_and_evaluate(tiny_config(**override), str(tmp_path / "w"))
+  assert not os.path.exists(tmp_path / "w" / "checkpoints")
+
+
+def test_missing_data_says_how_to_get_it(tmp_path):
+  config = tiny_config()
+  config.data.name = "cifar10"
+  config.data.tfds_data_dir = str(tmp_path / "empty")
+  with pytest.raises(data.DataUnavailableError, match="--config.data.dir"):
+    trainer.train_and_evaluate(config, str(tmp_path / "w"))
+
+
+def test_cli_rejects_unknown_keys_and_bad_values_without_a_traceback(tmp_path):
+  base = [sys.executable, os.path.join(ROOT, "train.py"), "--config",
+          os.path.join(ROOT, "configs", "smoke.py"), "--workdir", str(tmp_path / "w")]
+  out = subprocess.run(base + ["--config.training.rhoo=1"], capture_output=True, text=True,
+                       cwd=ROOT, timeout=120)
+  assert out.returncode != 0 and "rhoo" in out.stderr
+  out = subprocess.run(base + ["--config.training.chi=1.5"], capture_output=True, text=True,
+                       cwd=ROOT, timeout=120)
+  assert out.returncode == 2 and "chi (χ) must be in [0, 1], got 1.5" in out.stderr
+  assert "Traceback" not in out.stderr
+
+
+MULTI_DEVICE = """
+import jax, jax.numpy as jnp, numpy as np, functools, sys
+sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
+from jax.sharding import Mesh
+from jsnn import models, parallel, train_step, trainer
+from test_trainer import tiny_config
+assert jax.device_count() == 4, jax.devices()
+config = trainer.resolve_config(tiny_config(mode="at"))
+model = trainer.model_from_config(config, 10)
+tx, schedule = train_step.make_optimizer(learning_rate=0.1, epochs=1, steps_per_epoch=2)
+settings = trainer.step_settings(config)
+images = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+labels = np.arange(64, dtype=np.int32) % 10
+results = []
+for devices in (jax.devices()[:1], jax.devices()):
+  mesh = Mesh(np.asarray(devices), (parallel.DATA_AXIS,))
+  init = jax.jit(functools.partial(trainer.create_train_state, config, model, tx),
+                 out_shardings=parallel.replicated(mesh))
+  state = init(jax.random.key(0))
+  step = jax.jit(functools.partial(train_step.train_step, model=model, tx=tx, schedule=schedule,
+                                   settings=settings, batch_sharding=parallel.batch_sharding(mesh)),
+                 out_shardings=parallel.replicated(mesh))
+  x, y = parallel.put_replicated(images, mesh), parallel.put_replicated(labels, mesh)
+  for _ in range(2):
+    state, metrics = step(state, x, y)
+  results.append(jax.device_get((state.params, state.batch_stats, metrics["loss"])))
+for a, b in zip(jax.tree_util.tree_leaves(results[0]), jax.tree_util.tree_leaves(results[1])):
+  np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+try:
+  parallel.check_batch_size(6, mesh)
+except ValueError as e:
+  assert "6 is not divisible by the 4 devices" in str(e), e
+else:
+  raise AssertionError("batch 6 on 4 devices accepted")
+print("OK")
+"""
+
+
+def test_four_devices_give_the_single_device_step(tmp_path):
+  env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1",
+             XLA_FLAGS="--xla_force_host_platform_device_count=4")
+  code = MULTI_DEVICE.format(root=ROOT, tests=os.path.join(ROOT, "tests"))
+  out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=300)
+  assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
