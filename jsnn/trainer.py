@@ -338,7 +338,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
         break
     summary.update(best_accuracy=best_accuracy, state=state, steps_per_epoch=steps_per_epoch,
-                   workdir=workdir)
+                   workdir=workdir, step_compilations=step_fn._cache_size())
   finally:
     ckpt.wait()
     ckpt.close()

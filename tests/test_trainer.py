@@ -38,6 +38,7 @@ def _params(summary):
 def test_smoke_run_writes_metrics_config_and_checkpoints(tmp_path, capsys):
   summary = trainer.train_and_evaluate(tiny_config(epochs=1), str(tmp_path))
   assert summary["total_steps"] == 2 and int(summary["state"].step) == 2
+  assert summary["step_compilations"] == 1
   assert 0.0 <= summary["test_accuracy"] <= 1.0
   line = capsys.readouterr().out
   for field in ("epoch   1/1", "lr", "train acc", "CE", "MS-MPPD", "test acc", "img/s"):
@@ -187,3 +188,16 @@ def test_four_devices_give_the_single_device_step(tmp_path):
   out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                        timeout=300)
   assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
+
+
+def test_a_partial_save_left_by_a_kill_is_ignored(tmp_path):
+  """Orbax writes into a temporary directory and renames it when complete (jsnn/checkpointing.py)."""
+  config = tiny_config(epochs=2)
+  trainer.train_and_evaluate(config, str(tmp_path), stop_after_epoch=1)
+  partial = tmp_path / "checkpoints" / "latest" / "4.orbax-checkpoint-tmp-1234"
+  (partial / "state").mkdir(parents=True)
+  (partial / "state" / "garbage").write_bytes(b"\x00" * 10)
+  _, _, _, meta = trainer.restore_checkpoint(str(tmp_path), "latest")
+  assert meta["step"] == 2
+  summary = trainer.train_and_evaluate(config, str(tmp_path))
+  assert summary["start_step"] == 2 and int(summary["state"].step) == 4
