@@ -71,7 +71,8 @@ def get_config(arg=None):
 
   config.eval = ml_collections.ConfigDict()
   config.eval.checkpoint = "best"       # best | latest
-  config.eval.attacks = "clean,fgsm,pgd7,pgd10,pgd20,pgd40,apgd-ce,apgd-dlr"  # the paper's suite
+  # The paper's suite (Table 1's columns); other step counts as pgd<k>, apgd-ce<k>, apgd-dlr<k>.
+  config.eval.attacks = "clean,fgsm,pgd7,pgd10,pgd20,pgd40,apgd-ce,apgd-dlr"
   config.eval.epsilon = 8 / 255         # L∞ radius
   config.eval.batch_size = 64
   config.eval.num_examples = 0          # 0 = the full test split
@@ -79,4 +80,8 @@ def get_config(arg=None):
   config.eval.surrogate = ""            # attack through another surrogate ("" = the model's)
   config.eval.surrogate_width = 0.0     # its width (0 = the surrogate's default)
   config.eval.sweep_epsilons = "10,20,30,40,50,60,70,80,90,100"  # Figure 3 sweep, in /255
+  config.eval.sanity_checks = True      # also run PGD-10 at ε=64/255 and the zero-gradient count
+  config.eval.progress_bar = True       # one progress bar per attack
+  config.eval.data_dir = ""             # test .npz location; "" = the run's saved data.dir
+  config.eval.tfds_data_dir = ""        # TFDS data dir; "" = the run's saved data.tfds_data_dir
   return config
