@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "spiking", "perturbation", "losses", "models", "attacks", "data", "parallel", "train_state",
-    "train_step", "trainer", "evaluation", "checkpointing", "report", "rat",
+    "train_step", "trainer", "evaluation", "checkpointing", "rat",
 )
 
 

@@ -156,6 +156,36 @@ class Dense(nn.Module):
     return dense(x)
 
 
+class SpikingNetwork(nn.Module):
+  """Fields and the neuron factory shared by the spiking VGG and WRN models.
+
+  Attributes:
+    num_classes: output classes.
+    time_steps: T of direct encoding.
+    neuron, placement, leak, threshold, surrogate, remat: see :class:`SpikingNeuron`.
+    width: channel multiplier (1.0 is the paper's model).
+    mean, std: input normalisation inside the model (inputs are [0, 1] pixels).
+    dtype: compute dtype (parameters stay float32).
+  """
+  num_classes: int = 10
+  time_steps: int = 8
+  neuron: str = "dlif"
+  placement: str = "input"
+  leak: float = 0.99
+  threshold: float = 1.0
+  surrogate: Callable = spiking.Triangle()
+  remat: bool = True
+  width: float = 1.0
+  mean: Optional[tuple] = None
+  std: Optional[tuple] = None
+  dtype: Any = jnp.float32
+
+  def spiking_layer(self, is_last: bool = False) -> SpikingNeuron:
+    return SpikingNeuron(
+        time_steps=self.time_steps, neuron=self.neuron, placement=self.placement, leak=self.leak,
+        threshold=self.threshold, surrogate=self.surrogate, is_last=is_last, remat=self.remat)
+
+
 def avg_pool(x, window: int):
   return apply_folded(lambda y: nn.avg_pool(y, (window, window), (window, window)), x)
 

@@ -7,7 +7,7 @@ BN → neuron (the last hidden spiking layer) → global average pool → FC cla
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -46,28 +46,16 @@ class BasicBlock(nn.Module):
     return comb[0].astype(h.dtype) * shortcut + comb[1].astype(h.dtype) * h
 
 
-class SpikingWideResNet(nn.Module):
-  """Spiking WRN-depth-widen. Attributes as :class:`jsnn.models.vgg.SpikingVGG`, plus ``depth``
-  (16) and ``widen`` (4); ``width`` multiplies every channel count."""
-  num_classes: int
+class SpikingWideResNet(layers.SpikingNetwork):
+  """Spiking WRN-depth-widen; ``width`` (of :class:`layers.SpikingNetwork`) multiplies every
+  channel count.
+
+  Attributes (besides :class:`layers.SpikingNetwork`'s):
+    depth: 6n + 4 (16 in the paper).
+    widen: widening factor k (4 in the paper).
+  """
   depth: int = 16
   widen: int = 4
-  time_steps: int = 8
-  neuron: str = "dlif"
-  placement: str = "input"
-  leak: float = 0.99
-  threshold: float = 1.0
-  surrogate: Callable = spiking.Triangle()
-  remat: bool = True
-  width: float = 1.0
-  mean: Optional[tuple] = None
-  std: Optional[tuple] = None
-  dtype: Any = jnp.float32
-
-  def _neuron(self, is_last=False):
-    return layers.SpikingNeuron(
-        time_steps=self.time_steps, neuron=self.neuron, placement=self.placement, leak=self.leak,
-        threshold=self.threshold, surrogate=self.surrogate, is_last=is_last, remat=self.remat)
 
   @nn.compact
   def __call__(self, images, train: bool = False):
@@ -83,9 +71,9 @@ class SpikingWideResNet(nn.Module):
     x = layers.Conv(channels[0], use_bias=False, dtype=self.dtype)(x)
     for group, strides in zip(range(3), (1, 2, 2)):
       for i in range(blocks_per_group):
-        x = BasicBlock(channels[group + 1], strides if i == 0 else 1, self._neuron,
+        x = BasicBlock(channels[group + 1], strides if i == 0 else 1, self.spiking_layer,
                        dtype=self.dtype)(x, train)
-    x = self._neuron(is_last=True)(layers.BatchNorm(dtype=self.dtype)(x, train))
+    x = self.spiking_layer(is_last=True)(layers.BatchNorm(dtype=self.dtype)(x, train))
     x = jnp.mean(x, axis=(2, 3))   # global average pool of the spike maps: [T, B, C]
     logits = layers.Dense(self.num_classes, dtype=self.dtype)(jnp.mean(x, axis=0))
     return logits.astype(jnp.float32)
