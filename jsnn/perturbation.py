@@ -6,8 +6,9 @@ Implements, from Ding et al. (ICML 2024):
   ``ε[0] = 0``, as a parallel prefix scan (``jax.lax.associative_scan``);
 * :func:`ms_mppd` — the mean square of MPPD, Eq. 14, the training regulariser;
 * :func:`tasad` (Eq. 12) and :func:`spike_train_distance` (STD, Eq. 13);
-* :func:`l2_gain_bound` — γ = sqrt(1/(1−λ))·‖W‖ of Theorem 3.1, with spectral norms of dense
-  matrices and of convolutions (as linear operators, by power iteration).
+* :func:`l2_gain_bound` — γ = sqrt(1/(1−λ))·‖W‖ of Theorem 3.1, and :func:`l2_gain`, the tight
+  gain ‖L_T‖·‖W‖ (the theorem's γ is not a bound for every T; see its docstring), with spectral
+  norms of dense matrices and of convolutions (as linear operators, by power iteration).
 
 All time axes are axis 0 (time-major ``[T, B, ...]``).
 """
@@ -134,18 +135,49 @@ def _check_pair(a, b):
 
 
 def l2_gain_bound(spectral_norm, leak=0.99):
-  """L2 gain of the perturbation dynamics, Theorem 3.1: ``γ = sqrt(1/(1−λ))·‖W‖``.
+  """The paper's L2 gain of the perturbation dynamics, Theorem 3.1: ``γ = sqrt(1/(1−λ))·‖W‖``.
+
+  !!! The inequality ``‖ε[:T]‖_L2 ≤ γ·‖Δs[:T]‖_L2`` does **not** hold for every T: the proof's step
+  from Eq. 26 to Eq. 27 bounds a squared sum of powers of λ by the sum itself. The tight gain is
+  :func:`l2_gain` (``‖L_T‖·‖W‖``, with ``‖L_T‖ ≤ (1−λ^T)/(1−λ)``). At the paper's λ = 0.99 and T = 8,
+  ``‖L_T‖ = 5.26 ≤ sqrt(1/(1−λ)) = 10``, so the theorem holds for its models; at λ = 0.99 it fails
+  from T = 17 on, and at λ = 0.9 already at T = 8 (4.11 > 3.16).
 
   Args:
     spectral_norm: ``‖W‖`` (see :func:`spectral_norm_dense`, :func:`spectral_norm_conv`).
     leak: λ in (0, 1).
 
   Returns:
-    γ, with ``‖ε[:T]‖_L2 ≤ γ·‖Δs[:T]‖_L2`` for every perturbation Δs.
+    γ of Theorem 3.1.
   """
   if isinstance(leak, (int, float)) and not 0.0 < leak < 1.0:
     raise ValueError(f"the bound needs leak λ in (0, 1), got {leak}")
   return jnp.sqrt(1.0 / (1.0 - leak)) * spectral_norm
+
+
+def leak_operator_norm(leak, time_steps: int):
+  """``‖L_T‖₂`` of the map ``J ↦ ε`` of Eq. 11 on one neuron, ``L_T[t, k] = λ^{t−k}`` for k ≤ t.
+
+  Exact (largest singular value of the T×T lower-triangular Toeplitz matrix); it grows with T
+  towards ``1/(1−λ)``.
+  """
+  if not isinstance(time_steps, int) or time_steps < 1:
+    raise ValueError(f"time_steps must be an integer >= 1, got {time_steps!r}")
+  _check_leak(leak)
+  t = jnp.arange(time_steps)
+  lags = t[:, None] - t[None, :]
+  operator = jnp.where(lags >= 0, jnp.power(leak, jnp.maximum(lags, 0).astype(jnp.float32)), 0.0)
+  return jnp.linalg.norm(operator, ord=2)
+
+
+def l2_gain(spectral_norm, leak, time_steps: int):
+  """The tight L2 gain of MPPD with input ``W·Δs`` over T steps: ``‖L_T‖·‖W‖``.
+
+  ``ε = (L_T ⊗ W)·Δs``, and the spectral norm of a Kronecker product is the product of the norms,
+  so ``‖ε[:T]‖_L2 ≤ ‖L_T‖·‖W‖·‖Δs[:T]‖_L2`` for every Δs, with equality for the top singular
+  vectors. This is what Theorem 3.1 should state (see :func:`l2_gain_bound`).
+  """
+  return leak_operator_norm(leak, time_steps) * spectral_norm
 
 
 def _power_iteration(apply, apply_transpose, v0, num_iters):

@@ -150,6 +150,11 @@ def loss_fn(params, batch_stats, model, settings: StepSettings, images, labels, 
       settings.distance: distance, "accuracy": jnp.mean(losses.correct(logits, labels)),
       "accuracy_perturbed": jnp.mean(losses.correct(logits_p, labels)),
   }
+  if settings.distance != "ms_mppd":
+    # Logged for every perturbed mode, so that Figure 5 can compare the TASAD/STD rows too.
+    metrics["ms_mppd"] = jax.lax.stop_gradient(distance_term(
+        dataclasses.replace(settings, distance="ms_mppd"), clean[models.LAST_SPIKING_LAYER],
+        pert[models.LAST_SPIKING_LAYER]))
   return loss, (batch_stats, metrics)
 
 

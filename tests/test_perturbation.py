@@ -63,14 +63,36 @@ def test_distances_have_finite_zero_gradients_at_zero_distance():
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_theorem_3_1_bound_holds_on_random_weights(seed):
+def test_theorem_3_1_bound_holds_on_random_weights_at_the_papers_setting(seed):
   k1, k2 = jax.random.split(jax.random.key(seed))
   w = jax.random.normal(k1, (6, 9))            # W: 9 inputs → 6 neurons
-  delta_s = jax.random.normal(k2, (8, 9))      # T = 8 steps of Δs
-  leak = 0.9
+  delta_s = jax.random.normal(k2, (8, 9))      # T = 8 steps of Δs, λ = 0.99 as in the paper
+  leak = 0.99
   eps = perturbation.membrane_perturbation(delta_s @ w.T, leak)
-  gamma = perturbation.l2_gain_bound(perturbation.spectral_norm_dense(w), leak)
-  assert jnp.linalg.norm(eps) <= gamma * jnp.linalg.norm(delta_s)
+  norm_w = perturbation.spectral_norm_dense(w)
+  ratio = jnp.linalg.norm(eps) / jnp.linalg.norm(delta_s)
+  assert ratio <= perturbation.l2_gain(norm_w, leak, 8) <= perturbation.l2_gain_bound(norm_w, leak)
+
+
+@pytest.mark.parametrize("leak,t", [(0.99, 17), (0.9, 8)])
+def test_theorem_3_1_gamma_is_exceeded_by_the_worst_case_perturbation(leak, t):
+  """The paper's γ = sqrt(1/(1−λ))·‖W‖ fails once ‖L_T‖ > sqrt(1/(1−λ)); l2_gain is attained."""
+  w = jnp.diag(jnp.array([2.0, 1.0]))
+  lags = np.subtract.outer(np.arange(t), np.arange(t))
+  operator = np.where(lags >= 0, leak ** np.maximum(lags, 0), 0.0)
+  top_time = np.linalg.svd(operator)[2][0]            # top right-singular vector of L_T
+  delta_s = jnp.asarray(np.outer(top_time, [1.0, 0.0]), jnp.float32)   # along W's top direction
+  eps = perturbation.membrane_perturbation(delta_s @ w.T, leak)
+  ratio = jnp.linalg.norm(eps) / jnp.linalg.norm(delta_s)
+  np.testing.assert_allclose(ratio, perturbation.l2_gain(2.0, leak, t), rtol=1e-4)
+  assert ratio > perturbation.l2_gain_bound(2.0, leak)
+
+
+def test_leak_operator_norm_is_below_the_sum_of_powers():
+  for t in (1, 4, 8, 30):
+    norm = perturbation.leak_operator_norm(0.99, t)
+    assert norm <= (1 - 0.99 ** t) / (1 - 0.99) + 1e-4
+  np.testing.assert_allclose(perturbation.leak_operator_norm(0.5, 1), 1.0, rtol=1e-6)
 
 
 def test_bound_is_nearly_attained_by_the_top_singular_direction():

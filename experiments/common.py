@@ -1,0 +1,180 @@
+"""Helpers shared by the experiment scripts: config loading, atomic JSON, matplotlib, statistics."""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import json
+import math
+import os
+import subprocess
+import sys
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+  # ``configs`` is imported as a package from the repository root.
+  sys.path.insert(0, REPO)
+
+
+# -------------------------------------------------------------------------------------------------
+# Configs
+# -------------------------------------------------------------------------------------------------
+
+
+def split_config_spec(spec: str) -> tuple[str, Optional[str]]:
+  """``"configs/x.py:at,rho=1"`` → ``("configs/x.py", "at,rho=1")``."""
+  path, _, arg = spec.partition(":")
+  return path, (arg or None)
+
+
+def load_config(spec: str, overrides: Sequence[str] = ()):
+  """The ConfigDict of ``spec`` (``path.py[:arg]``, as train.py's --config) with overrides applied.
+
+  Args:
+    spec: a config file under ``configs/`` and its optional argument.
+    overrides: ``"section.key=value"`` strings; each value is cast to the type of the key it
+      replaces, and an unknown key is an error (like ``--config.x=`` with a locked config).
+
+  Returns:
+    The unlocked ConfigDict.
+  """
+  path, arg = split_config_spec(spec)
+  name = os.path.splitext(os.path.basename(path))[0]
+  module = importlib.import_module(f"configs.{name}")
+  config = module.get_config(arg)
+  for item in overrides:
+    apply_override(config, item)
+  return config
+
+
+def apply_override(config, item: str) -> None:
+  """Applies one ``"a.b=value"`` override in place, casting the value to the key's type."""
+  key, sep, value = item.partition("=")
+  if not sep:
+    raise ValueError(f"override {item!r} is not of the form key=value")
+  *parents, leaf = key.strip().split(".")
+  target = config
+  for p in parents:
+    if p not in target:
+      raise ValueError(f"unknown config key {key!r} in override {item!r}")
+    target = target[p]
+  if leaf not in target:
+    raise ValueError(f"unknown config key {key!r} in override {item!r}")
+  target[leaf] = cast_like(target[leaf], value.strip())
+
+
+def cast_like(current, value: str):
+  """``value`` parsed as the type of ``current`` (bool accepts true/false/1/0)."""
+  if isinstance(current, bool):
+    if value.lower() not in ("true", "false", "1", "0"):
+      raise ValueError(f"expected a boolean, got {value!r}")
+    return value.lower() in ("true", "1")
+  if isinstance(current, int):
+    return int(value)
+  if isinstance(current, float):
+    return float(value)
+  return value
+
+
+# -------------------------------------------------------------------------------------------------
+# Files
+# -------------------------------------------------------------------------------------------------
+
+
+def atomic_write(path: str, write: Callable[[Any], None], mode: str = "w") -> None:
+  """Writes through a temporary file in the same directory and renames it over ``path``, so a
+  reader (or a killed writer) never sees half a file."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = f"{path}.tmp{os.getpid()}"
+  try:
+    with open(tmp, mode) as f:
+      write(f)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def write_json(path: str, obj) -> None:
+  atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, default=_json_default) + "\n"))
+
+
+def read_json(path: str) -> Optional[Any]:
+  """The JSON at ``path``, or None when there is no such file."""
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def _json_default(obj):
+  # NumPy and JAX scalars and arrays, without importing either here.
+  if hasattr(obj, "tolist"):
+    return obj.tolist()
+  raise TypeError(f"cannot write {type(obj).__name__} as JSON")
+
+
+def now() -> str:
+  return datetime.datetime.now().isoformat(timespec="seconds")
+
+
+def git_commit() -> Optional[str]:
+  """The repository's HEAD commit (with ``+dirty`` when the tree has changes), for provenance."""
+  try:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                          text=True, check=True, timeout=10).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True,
+                           text=True, check=True, timeout=10).stdout.strip()
+  except (OSError, subprocess.SubprocessError):
+    return None
+  return head + ("+dirty" if dirty else "")
+
+
+def command_line() -> str:
+  """The command that is running, as a user would type it (``python -m experiments.x ...``)."""
+  argv = list(sys.argv)
+  main = sys.modules.get("__main__")
+  spec = getattr(main, "__spec__", None)
+  if spec is not None and spec.name:
+    return " ".join(["python -m", spec.name.removesuffix(".__main__")] + argv[1:])
+  return " ".join(["python"] + argv)
+
+
+# -------------------------------------------------------------------------------------------------
+# Plots
+# -------------------------------------------------------------------------------------------------
+
+
+def pyplot():
+  """matplotlib.pyplot on the non-interactive Agg backend (no display needed)."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  return plt
+
+
+def save_figure(fig, path: str, dpi: int = 120) -> None:
+  plt = pyplot()
+  atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi), mode="wb")
+  plt.close(fig)
+
+
+# -------------------------------------------------------------------------------------------------
+# Statistics
+# -------------------------------------------------------------------------------------------------
+
+
+def mean_std(values: Iterable[float]) -> tuple[float, float, int]:
+  """Mean, sample standard deviation (n − 1; 0 for one value) and count."""
+  values = [float(v) for v in values]
+  n = len(values)
+  if not n:
+    return math.nan, math.nan, 0
+  mean = sum(values) / n
+  if n == 1:
+    return mean, 0.0, 1
+  var = sum((v - mean) ** 2 for v in values) / (n - 1)
+  return mean, math.sqrt(var), n

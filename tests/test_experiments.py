@@ -1,0 +1,249 @@
+"""The experiment scripts: the report's table, Figure 1's neuron, the sweep's skipping, Theorem 3.1.
+
+All of it runs on fixtures or a tiny random model; nothing trains.
+"""
+
+import json
+import math
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from experiments import common, figure1, report, sweep, theorem31
+from jsnn import attacks, models
+
+# -------------------------------------------------------------------------------------------------
+# The report
+# -------------------------------------------------------------------------------------------------
+
+
+def _row(setting, seed, acc, worst=None, label=None):
+  return {"id": f"{setting}-s{seed}", "table": "table2", "setting": setting,
+          "label": label or setting, "config": "configs/cifar10_reduced.py",
+          "arg": f"at,seed={seed}", "seed": seed, "protocol": "reduced",
+          "paper_key": f"table2/{setting}", "status": "complete", "accuracies": acc,
+          "worst_case": worst, "num_examples": 500, "wall_s": 200.0,
+          "training": {"wall_s": 150.0}, "evaluation": {"wall_s": 50.0}, "checks": []}
+
+
+def test_report_writes_the_table_with_paper_numbers_differences_and_std(tmp_path):
+  root = tmp_path / "results" / "table2_reduced"
+  root.mkdir(parents=True)
+  rows = [
+      _row("dlif-rho0", 0, {"clean": 0.40, "fgsm": 0.20, "pgd10": 0.10, "apgd-ce": 0.08}, 0.07,
+           "DLIF, AT, ρ = 0, MS-MPPD"),
+      _row("dlif-rho0", 1, {"clean": 0.42, "fgsm": 0.22, "pgd10": 0.12, "apgd-ce": 0.10}, 0.09,
+           "DLIF, AT, ρ = 0, MS-MPPD"),
+      _row("dlif-rho1", 0, {"clean": 0.41, "fgsm": 0.25, "pgd10": 0.15, "apgd-ce": 0.13}, 0.12,
+           "DLIF, AT, ρ = 1, MS-MPPD"),
+  ]
+  common.write_json(str(root / "results.json"),
+                    {"runs": [{"command": "python -m experiments.sweep --rows table2"}],
+                     "rows": rows})
+  path = report.build([str(tmp_path / "results")], str(tmp_path / "docs"))
+  text = open(path).read()
+  # Rows carry the paper's labels and order.
+  lines = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines()
+           if line.startswith("| DLIF")}
+
+  header = next(l for l in text.splitlines() if l.startswith("| setting | n |"))
+  assert header == ("| setting | n | Clean | FGSM | PGD10 | APGD-CE | worst case (ours) |")
+  # Two seeds: mean ± sample std; the paper's Table 2 value; ours − paper.
+  assert lines["DLIF, AT, ρ = 0.0, MS-MPPD"] == (
+      "| DLIF, AT, ρ = 0.0, MS-MPPD | 2 | 41.00 ± 1.41 / 85.32 / -44.32 | 21.00 ± 1.41 / 38.61 / "
+      "-17.61 | 11.00 ± 1.41 / 26.27 / -15.27 | 9.00 ± 1.41 / 22.37 / -13.37 | 8.00 ± 1.41 |")
+  # One seed: no std.
+  assert lines["DLIF, AT, ρ = 1.0, MS-MPPD"].startswith(
+      "| DLIF, AT, ρ = 1.0, MS-MPPD | 1 | 41.00 / 85.21 / -44.21 | 25.00 / 39.63 / -14.63 |")
+  # Rows of the paper that did not run keep the paper's number.
+  assert "| DLIF, AT, ρ = 2.0, MS-MPPD | 0 (not run) | — / 85.15 / — |" in text
+  assert "DLIF ρ = 1 vs ρ = 0: robust accuracy higher under every attack" in text
+  assert "Table 1 (CIFAR-100), VGG11: CIFAR-100 is not available offline" in text
+
+
+def test_mean_std_is_the_sample_std():
+  mean, std, n = common.mean_std([40.0, 42.0])
+  assert (mean, n) == (41.0, 2) and math.isclose(std, math.sqrt(2))
+  assert common.mean_std([3.0])[1] == 0.0
+
+
+# -------------------------------------------------------------------------------------------------
+# Figure 1
+# -------------------------------------------------------------------------------------------------
+
+
+def _hand_loop(currents, leak, threshold, strict):
+  u, vs, ss = 0.0, [], []
+  for i in currents:
+    v = leak * u + float(i)
+    s = float(v > threshold if strict else v >= threshold)
+    vs.append(v)
+    ss.append(s)
+    u = v * (1 - s)
+  return np.array(vs), np.array(ss)
+
+
+@pytest.mark.parametrize("name", sorted(figure1.SETTINGS))
+def test_figure1_neuron_matches_closed_form_and_a_hand_loop(name):
+  setting = figure1.SETTINGS[name]
+  leak, strict = setting["leak"], setting["strict_threshold"]
+  clean = np.full(figure1.STEPS, figure1.CLEAN_INPUT, np.float32)
+  j = figure1.CONSTANT_PERTURBATION
+  delta = np.full(figure1.STEPS, j, np.float32)
+  sim = figure1.simulate(clean, clean + delta, leak=leak, strict=strict)
+  curves = figure1.perturbation_curves(sim, delta, leak=leak)
+
+  t = np.arange(1, figure1.STEPS + 1)
+  np.testing.assert_allclose(curves["mppd"], (1 - leak ** t) / (1 - leak) * j, rtol=1e-5)
+  v, s = _hand_loop(clean, leak, 1.0, strict)
+  v_p, s_p = _hand_loop(clean + delta, leak, 1.0, strict)
+  np.testing.assert_array_equal(sim["s"], s)
+  np.testing.assert_array_equal(sim["s_perturbed"], s_p)
+  np.testing.assert_allclose(curves["true_difference"], v_p - v, atol=1e-5)
+  assert s.sum() > 0 and s_p.sum() > s.sum()   # Both fire; the true difference jumps.
+  # The reference's running distances and the paper's Eq. 12/13 over each prefix.
+  np.testing.assert_allclose(curves["tasad_running"], np.cumsum(s_p - s) / 30)
+  np.testing.assert_allclose(curves["std_running"], np.cumsum(np.abs(s_p - s)) / 30)
+  np.testing.assert_allclose(curves["tasad_eq12"], np.abs(np.cumsum(s - s_p)) / t)
+  np.testing.assert_allclose(curves["std_eq13"], np.sqrt(np.cumsum((s - s_p) ** 2)))
+
+
+def test_strict_threshold_fires_only_above():
+  sim = figure1.simulate(np.array([1.0, 0.5], np.float32), np.array([1.0, 0.6], np.float32),
+                         leak=1.0, strict=True)
+  # Exactly at threshold: no spike under v > u_th; the next step crosses it.
+  assert sim["s"].tolist() == [0.0, 1.0]
+
+
+# -------------------------------------------------------------------------------------------------
+# The sweep driver
+# -------------------------------------------------------------------------------------------------
+
+
+def _fake_complete_row(root, row):
+  """Writes the files a finished row leaves, for the row's own config."""
+  config = sweep.row_config(row)
+  rowdir = os.path.join(root, row.id)
+  os.makedirs(rowdir)
+  common.write_json(os.path.join(rowdir, sweep.ROW_FILE), {
+      "row": {"id": row.id}, "config": config.to_dict(), "training": {"done": True},
+      "status": "complete",
+      "phases": {"train": {"calls": [{"wall_s": 100.0, "start_time": 0.0}], "done": True}}})
+  e = config.eval
+  common.write_json(os.path.join(rowdir, sweep.ROBUSTNESS_FILE), {
+      "attacks": {name: {"accuracy": 0.25, "num_examples": e.num_examples, "epsilon": e.epsilon,
+                         "checkpoint": e.checkpoint, "wall_time_s": 1.0}
+                  for name in e.attacks.split(",")},
+      "worst_case": {"accuracy": 0.2}, "check_runs": {"large_epsilon": {}}, "checks": []})
+  common.write_json(os.path.join(rowdir, sweep.SWEEP_FILE), {"points": [
+      {"epsilon_255": float(x), "total": e.num_examples, "accuracy": 0.1, "ms_mppd": 1.0}
+      for x in e.sweep_epsilons.split(",")]})
+  common.write_json(os.path.join(rowdir, sweep.FACTORS_FILE), {"factors": [[1.0]]})
+  with open(os.path.join(rowdir, sweep.METRICS_FILE), "w") as f:
+    f.write(json.dumps({"epoch": 4, "step": 316, "test_accuracy": 0.3, "ce": 2.0}) + "\n")
+  return rowdir
+
+
+def test_sweep_skips_complete_rows_and_reruns_only_missing_phases(tmp_path, monkeypatch):
+  import jsnn.evaluation
+  import jsnn.trainer
+  from experiments import figure4
+
+  calls = []
+
+  def forbidden(name):
+    def fn(*args, **kwargs):
+      calls.append(name)
+      return {}
+    return fn
+
+  monkeypatch.setattr(jsnn.trainer, "train_and_evaluate", forbidden("train"))
+  monkeypatch.setattr(jsnn.evaluation, "evaluate_checkpoint", forbidden("evaluate"))
+  monkeypatch.setattr(jsnn.evaluation, "sweep_epsilon", forbidden("sweep"))
+  monkeypatch.setattr(figure4, "extract", forbidden("factors"))
+
+  rows = sweep.make_rows("table2", "reduced", [0], only=["dlif-rho1"])
+  assert [r.id for r in rows] == ["dlif-rho1-s0"] and rows[0].figure3
+  root = str(tmp_path)
+  rowdir = _fake_complete_row(root, rows[0])
+  out = sweep.run_sweep(rows, root, log=lambda line: None)
+  assert calls == [] and out["failed"] == []
+  results = common.read_json(os.path.join(root, sweep.RESULTS_FILE))
+  (entry,) = results["rows"]
+  assert entry["id"] == "dlif-rho1-s0" and entry["accuracies"]["pgd10"] == 0.25
+  assert entry["training"]["final_test_accuracy"] == 0.3
+
+  # One attack missing: only the evaluation runs again, not the training.
+  path = os.path.join(rowdir, sweep.ROBUSTNESS_FILE)
+  robustness = common.read_json(path)
+  del robustness["attacks"]["apgd-ce"]
+  common.write_json(path, robustness)
+  sweep.run_sweep(rows, root, log=lambda line: None)
+  assert calls == ["evaluate"]
+
+  # Another training config (more epochs): the row is not complete any more.
+  calls.clear()
+  sweep.run_sweep(rows, root, ["training.epochs=5"], log=lambda line: None)
+  assert calls[0] == "train"
+
+
+def test_row_sets_cover_the_brief():
+  table2 = sweep.make_rows("table2", "reduced", [0, 1, 2])
+  assert len(table2) == 33
+  assert {r.arg for r in table2 if r.seed == 0} >= {"at,rho=1,placement=leak,seed=0",
+                                                     "at,rho=1,distance=tasad,seed=0"}
+  full = sweep.make_rows("table1_vgg11", "full", [42])
+  assert {r.config for r in full} == {"configs/cifar10_vgg11.py"} and len(full) == 8
+  reduced = sweep.make_rows("table1_wrn16", "reduced", [0])
+  config = sweep.row_config(reduced[0])
+  assert config.model.name == "wrn16" and config.model.neuron == "lif"
+
+
+# -------------------------------------------------------------------------------------------------
+# Theorem 3.1
+# -------------------------------------------------------------------------------------------------
+
+
+def test_theorem31_ratios_stay_within_the_bounds_on_a_tiny_model():
+  model = models.create_model("vgg5", num_classes=10, width=0.125, head_width=16, time_steps=2)
+  variables = models.init_model(model, jax.random.key(0))
+  rng = np.random.default_rng(0)
+  images = rng.random((4, 32, 32, 3), np.float32)
+  labels = np.arange(4)
+  spec = attacks.AttackSpec(name="pgd2", kind="pgd", num_steps=2, random_start=True)
+  result = theorem31.analyse(model, variables, images, labels, key=jax.random.key(1),
+                             attack=spec)
+  assert [r["layer"] for r in result["layers"]] == ["Conv_0", "Conv_1", "Conv_2", "Dense_0",
+                                                     "Dense_1"]
+  measured = 0
+  for r in result["layers"]:
+    for variant in ("pre_bn", "bn_folded"):
+      if variant not in r:
+        continue
+      v = r[variant]
+      assert v["exact_gain"] <= v["paper_bound"]   # T = 2 < 17 at λ = 0.99
+      for ratio in v["ratios"]:
+        assert ratio <= v["exact_gain"] * (1 + 1e-4)
+        measured += 1
+  assert measured > 0 and result["all_within_paper_bound"]
+  # The paper's time factor sqrt(1/(1−λ)) = 10 stops bounding the exact gain at T = 17.
+  assert theorem31.counterexample(0.99)["first_T_exceeding_paper_factor"] == 17
+  assert theorem31.time_gain(0.99, 8) < 10 < theorem31.time_gain(0.99, 17)
+
+
+def test_figure4_orders_dlif_factors_by_the_forward_pass():
+  from experiments import figure4
+
+  # WRN16 has 13 spiking layers: names sort as _0, _1, _10, … in the parameter dict.
+  model = models.create_model("wrn16", num_classes=10, width=0.125, time_steps=2)
+  variables = models.init_model(model, jax.random.key(0))
+  params = dict(variables["params"])
+  for name in params:
+    if name.startswith("SpikingNeuron_"):
+      params[name] = {"dlif_factors": np.full(2, float(name.split("_")[1]))}
+  order = figure4.spiking_layer_order(model, variables)
+  factors = figure4.factors_from_params(params, order)
+  assert factors == [[float(i)] * 2 for i in range(13)]
+  assert figure4.factors_from_params(params) == factors
