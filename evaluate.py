@@ -5,6 +5,9 @@ per-example flags into the workdir; rerunning resumes, computing only the attack
 ``--mode=sweep`` runs Figure 3's ε sweep instead (``eps_sweep.json`` and two plots). Only the
 config's ``eval`` section is read (the model comes from the checkpoint), e.g.
 ``--config.eval.attacks=fgsm,pgd10 --config.eval.epsilon=0.0313 --config.eval.num_examples=1000``.
+``--config.eval.suite=standard`` runs the APGD-CE → APGD-T → Square cascade instead, ``full`` both
+plus every gradient attack through the estimators of ``--config.eval.estimators`` (e.g.
+``bptr,rga,hart``; all of them by default).
 """
 
 import logging

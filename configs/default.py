@@ -71,6 +71,8 @@ def get_config(arg=None):
 
   config.eval = ml_collections.ConfigDict()
   config.eval.checkpoint = "best"       # best | latest
+  # paper (eval.attacks) | standard (clean, then APGD-CE → APGD-T → Square on what is left) | full
+  config.eval.suite = "paper"           # full = paper ∪ standard ∪ eval.estimators' variants
   # The paper's suite (Table 1's columns); other step counts as pgd<k>, apgd-ce<k>, apgd-dlr<k>.
   config.eval.attacks = "clean,fgsm,pgd7,pgd10,pgd20,pgd40,apgd-ce,apgd-dlr"
   config.eval.epsilon = 8 / 255         # L∞ radius
@@ -79,6 +81,12 @@ def get_config(arg=None):
   config.eval.seed = 0                  # attacks' random starts
   config.eval.surrogate = ""            # attack through another surrogate ("" = the model's)
   config.eval.surrogate_width = 0.0     # its width (0 = the surrogate's default)
+  config.eval.cascade_steps = 100       # standard cascade: APGD-CE, APGD-T (per target) iterations
+  config.eval.apgd_targets = 9          # APGD-T: target classes, the top-k others by clean logit
+  config.eval.square_queries = 5000     # Square: query budget per image (>= 1), its start included
+  # Also run every gradient attack through these (bptr, rga, hart, or a surrogate[:width] such as
+  # sigmoid:4, straight_through), with the per-example worst case; "" = none ("full": all four).
+  config.eval.estimators = ""
   config.eval.sweep_epsilons = "10,20,30,40,50,60,70,80,90,100"  # Figure 3 sweep, in /255
   config.eval.sanity_checks = True      # also run PGD-10 at ε=64/255 and the zero-gradient count
   config.eval.progress_bar = True       # one progress bar per attack

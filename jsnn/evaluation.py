@@ -26,8 +26,30 @@ examples do not interact and padding cannot change a result.
 
 Attack names: those of Table 1 (``clean``, ``fgsm``, ``pgd7``, ``pgd10``, ``pgd20``, ``pgd40``,
 ``apgd-ce``, ``apgd-dlr``) and, for other step counts, ``pgd<k>``, ``apgd-ce<k>``,
-``apgd-dlr<k>`` (k ≥ 1). PGD step sizes are the reference's table at ε = 8/255 (2.55, 2, 1,
-0.5 /255 for 7, 10, 20, 40 steps) scaled by ε/(8/255) at other radii, and ``2.5·ε/k`` for other k.
+``apgd-dlr<k>``, ``apgd-t<k>`` (APGD-T, targeted DLR over ``eval.apgd_targets`` classes) and
+``square<q>`` (Square with q queries), k, q ≥ 1. PGD step sizes are the reference's table at
+ε = 8/255 (2.55, 2, 1, 0.5 /255 for 7, 10, 20, 40 steps) scaled by ε/(8/255) at other radii, and
+``2.5·ε/k`` for other k.
+
+Suites (``eval.suite``):
+
+* ``paper``: the attacks of ``eval.attacks`` (Table 1's by default), each on every image;
+* ``standard``: clean, then the AutoAttack-style cascade APGD-CE → APGD-T → Square
+  (``eval.cascade_steps`` iterations, ``eval.apgd_targets`` targets, ``eval.square_queries``
+  queries), each stage attacking only the images every stage before it left correctly classified;
+  its accuracy after each stage is recorded, the last one being its robust accuracy;
+* ``full``: both, plus every gradient attack of ``eval.attacks`` again under each gradient
+  estimator of ``eval.estimators`` (all of :data:`FULL_ESTIMATORS` when it is empty).
+
+``eval.estimators`` also adds those variants to the other suites. A variant is named
+``<attack>@<estimator>``: estimators are ``bptr``, ``rga``, ``hart`` (the model's
+``gradient_estimator``, see :mod:`jsnn.spiking.neurons`) or a surrogate name with an optional width,
+e.g. ``sigmoid:4``, ``straight_through``. For each attack the per-example worst case across its
+estimators is recorded too. The overall worst case is over every attack, variant and the cascade.
+
+The gradient-masking checks add, when the suite has them: Square fooling an image every white-box
+attack left correct, and per estimator the images classified correctly with an input gradient that
+is zero or near zero.
 """
 
 from __future__ import annotations
@@ -51,8 +73,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jsnn import __version__ as JSNN_VERSION
 from jsnn import attacks, data, losses, models, parallel, perturbation, spiking, trainer
-from jsnn.attacks.registry import PAPER_EPSILON
+from jsnn.attacks.registry import (PAPER_EPSILON, STANDARD_QUERIES, STANDARD_STEPS,
+                                   STANDARD_TARGETS)
 
 log = logging.getLogger("jsnn")
 
@@ -64,8 +88,17 @@ SWEEP_PLOT = "eps_sweep.png"
 SWEEP_MPPD_PLOT = "eps_sweep_mppd.png"
 
 WORST_CASE = "worst-case"
+STANDARD = "standard"
+SUITES = ("paper", "standard", "full")
+# Gradient estimators the full suite adds when eval.estimators is empty.
+FULL_ESTIMATORS = ("straight_through", "bptr", "rga", "hart")
+# An input gradient whose largest entry is below this counts as near zero: the CE gradient has
+# underflowed (a saturated softmax, or surrogates whose tails vanish), so any step built on it is
+# rounding noise.
+NEAR_ZERO_GRADIENT = 1e-10
 # Table 1's column headers.
-DISPLAY_NAMES = {"clean": "Clean", "fgsm": "FGSM", "apgd-ce": "APGD-CE", "apgd-dlr": "APGD-DLR"}
+DISPLAY_NAMES = {"clean": "Clean", "fgsm": "FGSM", "apgd-ce": "APGD-CE", "apgd-dlr": "APGD-DLR",
+                 "standard": "Standard"}
 
 # Sanity checks (see `sanity_checks`). A stronger attack may beat a weaker one's accuracy by at
 # most this much (a fraction, i.e. 0.5 percentage points) or one example, whichever is larger:
@@ -80,6 +113,8 @@ LARGE_EPSILON_MAX_ACCURACY = 0.05
 # Step counts without leading zeros, so that each attack has one name.
 _PGD_RE = re.compile(r"^pgd(0|[1-9]\d*)$")
 _APGD_RE = re.compile(r"^apgd-(ce|dlr)(0|[1-9]\d*)$")
+_APGD_T_RE = re.compile(r"^apgd-t(0|[1-9]\d*)$")
+_SQUARE_RE = re.compile(r"^square(0|[1-9]\d*)$")
 
 
 class CheckpointMismatch(ValueError):
@@ -91,12 +126,15 @@ class CheckpointMismatch(ValueError):
 # -------------------------------------------------------------------------------------------------
 
 
-def parse_attack(name: str, epsilon: float = PAPER_EPSILON) -> attacks.AttackSpec:
+def parse_attack(name: str, epsilon: float = PAPER_EPSILON, *,
+                 num_targets: int = STANDARD_TARGETS) -> attacks.AttackSpec:
   """The attack called ``name`` at radius ``epsilon`` (see the module docstring for names).
 
   Args:
-    name: a Table 1 name, or ``pgd<k>``, ``apgd-ce<k>``, ``apgd-dlr<k>``.
+    name: a Table 1 name, or ``pgd<k>``, ``apgd-ce<k>``, ``apgd-dlr<k>``, ``apgd-t<k>``,
+      ``square<q>``.
     epsilon: L∞ radius in [0, 1].
+    num_targets: APGD-T's number of target classes.
 
   Returns:
     A validated AttackSpec with ``epsilon`` set and PGD's step size resolved.
@@ -113,6 +151,17 @@ def parse_attack(name: str, epsilon: float = PAPER_EPSILON) -> attacks.AttackSpe
       spec = dataclasses.replace(
           spec, step_size=spec.step_size * (epsilon / PAPER_EPSILON))
     return spec
+  targeted_match, square_match = _APGD_T_RE.match(name), _SQUARE_RE.match(name)
+  if targeted_match or square_match:
+    count = int((targeted_match or square_match).group(1))
+    if count < 1:
+      what = "steps" if targeted_match else "queries"
+      raise ValueError(f"attack {name!r}: the number of {what} must be >= 1, got {count}")
+    if targeted_match:
+      return attacks.AttackSpec(name=name, kind="apgd-t", epsilon=epsilon, num_steps=count,
+                                loss="dlr", random_start=True, num_targets=num_targets)
+    return attacks.AttackSpec(name=name, kind="square", epsilon=epsilon, num_queries=count,
+                              random_start=True)
   pgd_match, apgd_match = _PGD_RE.match(name), _APGD_RE.match(name)
   if pgd_match or apgd_match:
     steps = int((pgd_match or apgd_match).groups()[-1])
@@ -125,7 +174,8 @@ def parse_attack(name: str, epsilon: float = PAPER_EPSILON) -> attacks.AttackSpe
     return attacks.AttackSpec(name=name, kind="apgd", epsilon=epsilon, num_steps=steps,
                               loss=apgd_match.group(1), random_start=True)
   raise ValueError(f"unknown attack {name!r}; known attacks: {', '.join(known)}, or pgd<k>, "
-                   f"apgd-ce<k>, apgd-dlr<k> for k >= 1 steps")
+                   f"apgd-ce<k>, apgd-dlr<k>, apgd-t<k> for k >= 1 steps, square<q> for q >= 1 "
+                   f"queries")
 
 
 def _check_epsilon(value, what: str) -> float:
@@ -150,6 +200,55 @@ class EvalSettings:
   progress_bar: bool
   data_dir: str
   tfds_data_dir: str
+  suite: str = "paper"
+  cascade: tuple[attacks.AttackSpec, ...] = ()
+  estimators: tuple["Estimator", ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimator:
+  """A gradient to attack through, other than the evaluation's own (``eval.estimators`` entry).
+
+  Attributes:
+    name: as written in the config: "bptr", "rga", "hart", or a surrogate with an optional width
+      ("sigmoid", "sigmoid:4", "straight_through").
+    gradient_estimator: the model's ``gradient_estimator`` ("surrogate" for a surrogate entry).
+    surrogate: the surrogate's name ("" = the evaluation's own: eval.surrogate or the model's).
+    width: its width (0 = the surrogate's default).
+  """
+  name: str
+  gradient_estimator: str
+  surrogate: str = ""
+  width: float = 0.0
+
+
+def parse_estimator(text: str) -> Estimator:
+  """``"rga"`` -> Estimator("rga", "rga"); ``"sigmoid:4"`` -> a sigmoid surrogate of width 4."""
+  name, _, width_text = text.strip().partition(":")
+  if name in spiking.GRADIENT_ESTIMATORS and name != "surrogate" and not width_text:
+    return Estimator(name=name, gradient_estimator=name)
+  if name in spiking.SURROGATES:
+    width = 0.0
+    if width_text:
+      try:
+        width = float(width_text)
+      except ValueError:
+        width = -1.0
+      if not width > 0 or name == "straight_through":
+        raise ValueError(f"eval.estimators entry {text!r}: the width must be a number > 0 "
+                         f"(and straight_through has none)")
+    return Estimator(name=text.strip(), gradient_estimator="surrogate", surrogate=name,
+                     width=width)
+  known = [e for e in spiking.GRADIENT_ESTIMATORS if e != "surrogate"] + sorted(spiking.SURROGATES)
+  raise ValueError(f"unknown gradient estimator {text.strip()!r} in eval.estimators; expected one "
+                   f"of {', '.join(known)} (a surrogate may carry a width, e.g. 'sigmoid:4')")
+
+
+def _int_setting(e, key: str, default: int, minimum: int) -> int:
+  value = e.get(key, default)
+  if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    raise ValueError(f"eval.{key} must be an integer >= {minimum}, got {value!r}")
+  return value
 
 
 def settings_from_config(config) -> EvalSettings:
@@ -165,7 +264,30 @@ def settings_from_config(config) -> EvalSettings:
   duplicates = sorted({n for n in names if names.count(n) > 1})
   if duplicates:
     raise ValueError(f"eval.attacks lists {duplicates} more than once: {e.attacks!r}")
-  specs = tuple(parse_attack(n, epsilon) for n in names)
+  suite = e.get("suite", "paper")
+  if suite not in SUITES:
+    raise ValueError(f"unknown eval.suite {suite!r}; expected one of {', '.join(SUITES)}")
+  num_targets = _int_setting(e, "apgd_targets", STANDARD_TARGETS, 1)
+  cascade_steps = _int_setting(e, "cascade_steps", STANDARD_STEPS, 1)
+  square_queries = e.get("square_queries", STANDARD_QUERIES)
+  if isinstance(square_queries, bool) or not isinstance(square_queries, int) or square_queries < 1:
+    raise ValueError(f"eval.square_queries, Square's query budget per image, must be an integer "
+                     f">= 1, got {square_queries!r}")
+  specs = tuple(parse_attack(n, epsilon, num_targets=num_targets) for n in names)
+  if suite == "standard":
+    specs = (parse_attack("clean"),)
+  elif "clean" not in names and suite == "full":
+    specs = (parse_attack("clean"),) + specs
+  cascade = () if suite == "paper" else attacks.standard_cascade(
+      epsilon, num_steps=cascade_steps, num_targets=num_targets, num_queries=square_queries)
+  estimator_names = [n.strip() for n in str(e.get("estimators", "")).split(",") if n.strip()]
+  if not estimator_names and suite == "full":
+    estimator_names = list(FULL_ESTIMATORS)
+  estimators = tuple(parse_estimator(n) for n in estimator_names)
+  estimator_names = [x.name for x in estimators]
+  duplicates = sorted({n for n in estimator_names if estimator_names.count(n) > 1})
+  if duplicates:
+    raise ValueError(f"eval.estimators lists {duplicates} more than once: {e.estimators!r}")
   for key in ("batch_size", "num_examples", "seed"):
     value = e[key]
     if isinstance(value, bool) or not isinstance(value, int):
@@ -197,25 +319,22 @@ def settings_from_config(config) -> EvalSettings:
       surrogate_width=float(e.surrogate_width), sweep_epsilons=tuple(sweep),
       sanity_checks=bool(e.get("sanity_checks", True)),
       progress_bar=bool(e.get("progress_bar", True)), data_dir=e.get("data_dir", ""),
-      tfds_data_dir=e.get("tfds_data_dir", ""))
+      tfds_data_dir=e.get("tfds_data_dir", ""), suite=suite, cascade=cascade,
+      estimators=estimators)
 
 
 def passes_per_image(spec: attacks.AttackSpec) -> tuple[int, int]:
   """``(forward, backward)`` passes an evaluation with ``spec`` spends per image.
 
-  Counted from the attacks' structure, including the final forward that scores the adversarial
-  image: clean 1 + 0; FGSM one gradient + 1 forward; PGD-k k gradients + 1; APGD-k with R restarts
-  1 forward (which examples start out correct) + R·(k + 1) gradients + 1. Every example of a batch
-  runs every iteration (no early exit), so these are exact.
+  Counted from the attacks' structure (:func:`jsnn.attacks.attack_passes`), plus the final forward
+  that scores the adversarial image: clean 1 + 0; FGSM one gradient + 1 forward; PGD-k k
+  gradients + 1; APGD-k with R restarts 1 forward (which examples start out correct) + R·(k + 1)
+  gradients + 1; APGD-T the same with ``num_targets``·R runs. Every example of a batch runs every
+  iteration (no early exit), so these are exact, except for Square, whose loop stops when its
+  whole batch is fooled: for it this is the maximum, and the record holds what ran.
   """
-  if spec.kind == "clean":
-    return 1, 0
-  if spec.kind == "fgsm":
-    return 2, 1
-  if spec.kind == "pgd":
-    return spec.num_steps + 1, spec.num_steps
-  grads = spec.num_restarts * (spec.num_steps + 1)
-  return grads + 2, grads
+  forward, backward = attacks.attack_passes(spec)
+  return forward + 1, backward
 
 
 def _step_size(spec: attacks.AttackSpec, epsilon: float) -> Optional[float]:
@@ -224,7 +343,7 @@ def _step_size(spec: attacks.AttackSpec, epsilon: float) -> Optional[float]:
     return epsilon
   if spec.kind == "pgd":
     return spec.step_size if spec.step_size is not None else 2.5 * epsilon / spec.num_steps
-  if spec.kind == "apgd":
+  if spec.kind in ("apgd", "apgd-t"):
     return 2 * epsilon
   return None
 
@@ -238,38 +357,50 @@ def _logits(model, variables, x):
   return models.apply_model(model, variables, x, train=False)[0]
 
 
-def make_attack_step(spec: attacks.AttackSpec, model, attack_model=None) -> Callable:
+def make_attack_step(spec: attacks.AttackSpec, model, attack_model=None, *,
+                     with_stats: bool = False) -> Callable:
   """``step(variables, images, labels, mask, key, epsilon) -> correct [B] bool`` for one attack.
 
   Args:
     spec: the attack.
     model: scores the adversarial images (eval-mode BatchNorm).
     attack_model: gives the attack its gradients; the same forward pass as ``model`` with another
-      surrogate. Defaults to ``model``.
+      surrogate or gradient estimator. Defaults to ``model``.
+    with_stats: return ``{"correct", "forward", "backward", "queries"}`` ([B] each): the flags and
+      what the attack ran on each example (:class:`jsnn.attacks.AttackStats`, the scoring forward
+      excluded), 0 on padding rows.
 
   Returns:
     A pure function to jit: ``images`` uint8 [B, 32, 32, 3], ``labels`` int32 [B], ``mask`` bool
     [B] (False on padding rows), ``key`` a PRNG key, ``epsilon`` a float32 scalar. The output is
     True where the example is real and still classified correctly after the attack.
   """
-  attack = attacks.make_attack(spec)
+  attack = attacks.make_attack(spec, with_stats=True)
   attack_model = model if attack_model is None else attack_model
 
   def step(variables, images, labels, mask, key, epsilon):
     x = data.to_float(images)
     logits_fn = functools.partial(_logits, attack_model, variables)
-    x_adv = attack(logits_fn, x, labels, key=key, epsilon=epsilon)
-    return losses.correct(_logits(model, variables, x_adv), labels) & mask
+    x_adv, stats = attack(logits_fn, x, labels, key=key, epsilon=epsilon, mask=mask)
+    correct = losses.correct(_logits(model, variables, x_adv), labels) & mask
+    if not with_stats:
+      return correct
+    return {"correct": correct,
+            **{k: jnp.where(mask, v, 0) for k, v in stats._asdict().items()}}
 
   return step
 
 
-def make_zero_gradient_step(model, attack_model=None) -> Callable:
+def make_zero_gradient_step(model, attack_model=None, *, near_zero: bool = False) -> Callable:
   """Same signature; True where a correctly classified clean example has an all-zero gradient.
 
   The gradient is that of the cross-entropy with respect to the input, through ``attack_model``'s
   surrogate. An exactly zero gradient gives a gradient attack no direction at all (the surrogate's
   support missed every neuron, or the softmax saturated), so such examples look robust for free.
+
+  With ``near_zero`` the step returns ``{"zero", "near_zero", "correct"}`` ([B] bool each): also
+  whether the gradient's largest entry is below :data:`NEAR_ZERO_GRADIENT` (on correct examples),
+  and which examples are classified correctly.
   """
   attack_model = model if attack_model is None else attack_model
 
@@ -278,8 +409,13 @@ def make_zero_gradient_step(model, attack_model=None) -> Callable:
     logits_fn = functools.partial(_logits, attack_model, variables)
     grad, _, logits = attacks.input_gradient(losses.cross_entropy, logits_fn,
                                              data.to_float(images), labels)
-    zero = jnp.all(grad == 0, axis=tuple(range(1, grad.ndim)))
-    return zero & losses.correct(logits, labels) & mask
+    axes = tuple(range(1, grad.ndim))
+    correct = losses.correct(logits, labels) & mask
+    zero = jnp.all(grad == 0, axis=axes) & correct
+    if not near_zero:
+      return zero
+    return {"zero": zero, "near_zero": (jnp.max(jnp.abs(grad), axis=axes) < NEAR_ZERO_GRADIENT)
+            & correct, "correct": correct}
 
   return step
 
@@ -411,8 +547,11 @@ def sanity_checks(results: Mapping[str, Any]) -> list[Check]:
   * ``apgd-vs-pgd``: APGD-CE-k is at most PGD-k's accuracy (the same budget);
   * ``large-epsilon``: PGD-10 at ε = 64/255 (``results["check_runs"]["large_epsilon"]``) leaves at
     most 5 % correct;
-  * ``zero-gradient``: no correctly classified clean example has an all-zero input gradient
-    (``results["check_runs"]["zero_gradient"]["count"]`` counts them).
+  * ``zero-gradient``: no correctly classified clean example has an all-zero (or, where counted,
+    near-zero) input gradient (``results["check_runs"]["zero_gradient"]["count"]`` and
+    ``["near_zero_count"]``); ``zero-gradient@<estimator>`` the same under each estimator variant;
+  * ``square-vs-white-box``: Square fools no image that every white-box attack left correct
+    (``results["masking"]["square_vs_white_box"]["count"]``).
 
   The comparisons allow a slack of ``TOLERANCE`` (0.5 percentage points) or one example, whichever
   is larger.
@@ -426,7 +565,7 @@ def sanity_checks(results: Mapping[str, Any]) -> list[Check]:
   """
   entries = results.get("attacks", {})
   runs = results.get("check_runs", {})
-  specs = {name: parse_attack(name) for name in entries if name != WORST_CASE}
+  specs = {name: parse_attack(name) for name in entries if name != WORST_CASE and "@" not in name}
   acc = {name: float(entries[name]["accuracy"]) for name in specs}
 
   def slack(*names):
@@ -469,14 +608,32 @@ def sanity_checks(results: Mapping[str, Any]) -> list[Check]:
         f"PGD-10 at ε = {_eps255(r['epsilon'])} leaves {pct(r['accuracy'])} correct "
         f"({'≤' if ok else '>'} {pct(LARGE_EPSILON_MAX_ACCURACY)})"
         + ("" if ok else ": the attack does not follow the loss (masked or obfuscated gradients)")))
-  if "zero_gradient" in runs:
-    r = runs["zero_gradient"]
-    count = int(r["count"])
+  for name in ["zero_gradient"] + sorted(n for n in runs if n.startswith("zero_gradient@")):
+    if name not in runs:
+      continue
+    r = runs[name]
+    count, near = int(r["count"]), r.get("near_zero_count")
+    under = f" under {name.split('@')[1]}" if "@" in name else ""
+    bad = count > 0 or bool(near)
+    text = f"{count} of {r['total']} test images are classified correctly with an all-zero input "
+    text += f"gradient{under}"
+    if near is not None:
+      correct = max(int(r.get("correct_clean", r["total"])), 1)
+      text += (f", {near} with a zero or near-zero one (max |∇| < {NEAR_ZERO_GRADIENT:g}; "
+               f"{pct(near / correct)} of the {correct} correct)")
     checks.append(Check(
-        "zero-gradient", count == 0,
-        f"{count} of {r['total']} test images are classified correctly with an all-zero input "
-        "gradient" + (": gradient attacks cannot move them, so their robustness is overstated"
-                      if count else "")))
+        name.replace("_", "-"), not bad,
+        text + (": gradient attacks cannot move them, so their robustness is overstated"
+                if bad else "")))
+  square = results.get("masking", {}).get("square_vs_white_box")
+  if square:
+    count = int(square["count"])
+    checks.append(Check(
+        "square-vs-white-box", count == 0,
+        f"Square ({', '.join(square['square'])}) fools {count} of {square['total']} images that "
+        f"every white-box attack ({len(square['white_box'])} runs) left correct"
+        + (": a gradient-free attack beating the gradient attacks means masked gradients"
+           if count else "")))
   return checks
 
 
@@ -567,6 +724,13 @@ def _fingerprint(settings: Mapping[str, Any]) -> str:
 # -------------------------------------------------------------------------------------------------
 
 
+class _Variant(NamedTuple):
+  """An estimator variant: the model that gives the attacks their gradients, and its record."""
+  estimator: Estimator
+  attack_model: Any
+  surrogate: dict
+
+
 class _Context(NamedTuple):
   settings: EvalSettings
   workdir: str
@@ -581,10 +745,19 @@ class _Context(NamedTuple):
   labels: np.ndarray
   data_source: str
   is_main: bool
+  variants: dict = {}
+
+
+def _surrogate_override(name: str, width: Optional[float]) -> dict:
+  """``model_from_config`` overrides for surrogate ``name`` (width None/0: its own default)."""
+  if width:
+    return dict(surrogate=name, surrogate_width=width)
+  # Width 0 means the surrogate's own default, which create_model reaches through an object.
+  return dict(surrogate=spiking.get_surrogate(name))
 
 
 def _restore(settings: EvalSettings, workdir: str):
-  """``(config, model, attack_model, variables, meta, surrogate)``; explains any failure."""
+  """``(config, model, attack_model, variables, meta, surrogate, variants)``; explains failures."""
   try:
     run_config, model, variables, meta = trainer.restore_checkpoint(workdir, settings.checkpoint)
   except trainer.CheckpointNotFound:
@@ -603,17 +776,30 @@ def _restore(settings: EvalSettings, workdir: str):
         f"the {settings.checkpoint!r} checkpoint of {workdir} holds variables that do not match "
         f"the model {run_config.model.name} of its saved config")
   m = run_config.model
+  base_override = {}
   if settings.surrogate:
     width = settings.surrogate_width or None
-    # Width 0 means the surrogate's own default, which create_model reaches through an object.
-    override = (dict(surrogate=settings.surrogate, surrogate_width=width) if width
-                else dict(surrogate=spiking.get_surrogate(settings.surrogate)))
-    attack_model = trainer.model_from_config(run_config, meta["num_classes"], **override)
+    base_override = _surrogate_override(settings.surrogate, width)
+    attack_model = trainer.model_from_config(run_config, meta["num_classes"], **base_override)
     surrogate = {"name": settings.surrogate, "width": width, "source": "eval.surrogate"}
   else:
     attack_model = model
     surrogate = {"name": m.surrogate, "width": m.surrogate_width, "source": "model"}
-  return run_config, model, attack_model, variables, meta, surrogate
+  variants = {}
+  for estimator in settings.estimators:
+    if estimator.surrogate:
+      width = estimator.width or None
+      override = _surrogate_override(estimator.surrogate, width)
+      record = {"name": estimator.surrogate, "width": width, "source": "eval.estimators"}
+    else:
+      # Rate-based estimators keep the evaluation's surrogate (HART uses it per step).
+      override, record = dict(base_override), dict(surrogate)
+    record["gradient_estimator"] = estimator.gradient_estimator
+    variant_model = trainer.model_from_config(
+        run_config, meta["num_classes"], gradient_estimator=estimator.gradient_estimator,
+        **override)
+    variants[estimator.name] = _Variant(estimator, variant_model, record)
+  return run_config, model, attack_model, variables, meta, surrogate, variants
 
 
 def load_test_set(run_config, *, data_dir: str = "", tfds_data_dir: str = ""):
@@ -646,7 +832,16 @@ def _prepare(config, workdir: str) -> _Context:
                      f"use a multiple of {n} (e.g. --config.eval.batch_size="
                      f"{max(n, settings.batch_size // n * n)})")
   workdir = os.path.abspath(workdir)
-  run_config, model, attack_model, variables, meta, surrogate = _restore(settings, workdir)
+  run_config, model, attack_model, variables, meta, surrogate, variants = _restore(
+      settings, workdir)
+  targeted = [s for s in settings.cascade + settings.specs if s.kind == "apgd-t"]
+  if targeted:
+    num_classes = int(meta["num_classes"])
+    targets = max(s.num_targets for s in targeted)
+    if num_classes < 4 or targets > num_classes - 1:
+      raise ValueError(f"APGD-T needs at least 4 classes and at most classes − 1 = "
+                       f"{num_classes - 1} targets; got {num_classes} classes and "
+                       f"eval.apgd_targets = {targets}")
   images, labels, source = load_test_set(run_config, data_dir=settings.data_dir,
                                          tfds_data_dir=settings.tfds_data_dir)
   if settings.num_examples > len(labels):
@@ -655,47 +850,70 @@ def _prepare(config, workdir: str) -> _Context:
   if settings.num_examples:
     images, labels = images[:settings.num_examples], labels[:settings.num_examples]
   return _Context(settings, workdir, mesh, run_config, model, attack_model, variables, meta,
-                  surrogate, images, labels.astype(np.int32), source, jax.process_index() == 0)
+                  surrogate, images, labels.astype(np.int32), source, jax.process_index() == 0,
+                  variants)
 
 
-def _common_settings(ctx: _Context) -> dict:
-  """What identifies a result besides the attack: the model, the examples, the seed."""
-  return {"checkpoint": ctx.settings.checkpoint, "checkpoint_step": int(ctx.meta["step"]),
-          "dataset": ctx.run_config.data.name, "num_examples": len(ctx.labels),
-          "seed": ctx.settings.seed, "surrogate": ctx.surrogate["name"],
-          "surrogate_width": ctx.surrogate["width"]}
+def _common_settings(ctx: _Context, variant: Optional[str] = None) -> dict:
+  """What identifies a result besides the attack: the model, the examples, the seed, and the
+  gradient the attack follows (an estimator variant adds its estimator)."""
+  surrogate = ctx.variants[variant].surrogate if variant else ctx.surrogate
+  common = {"checkpoint": ctx.settings.checkpoint, "checkpoint_step": int(ctx.meta["step"]),
+            "dataset": ctx.run_config.data.name, "num_examples": len(ctx.labels),
+            "seed": ctx.settings.seed, "surrogate": surrogate["name"],
+            "surrogate_width": surrogate["width"]}
+  if variant:
+    common["gradient_estimator"] = surrogate["gradient_estimator"]
+    common["estimator"] = variant
+  return common
 
 
-def _attack_settings(spec: attacks.AttackSpec, epsilon: float, ctx: _Context) -> dict:
+def _attack_settings(spec: attacks.AttackSpec, epsilon: float, ctx: _Context,
+                     variant: Optional[str] = None) -> dict:
   fwd, bwd = passes_per_image(spec)
-  common = _common_settings(ctx)
+  common = _common_settings(ctx, variant)
   # Settings that cannot change this attack's result are left out, so changing them reuses it.
   if not spec.needs_key:
     common["seed"] = None
-  if spec.kind == "clean":
+  if not spec.uses_gradients:
     common["surrogate"] = common["surrogate_width"] = None
-  return {"attack": spec.name, "kind": spec.kind,
-          "epsilon": 0.0 if spec.kind == "clean" else epsilon,
-          "steps": spec.num_steps if spec.kind in ("pgd", "apgd") else
-          (1 if spec.kind == "fgsm" else 0),
-          "step_size": _step_size(spec, epsilon),
-          "loss": None if spec.kind == "clean" else spec.loss,
-          "norm": None if spec.kind == "clean" else spec.norm,
-          "random_start": spec.needs_key,
-          "restarts": spec.num_restarts if spec.kind == "apgd" else None,
-          "rho": spec.rho if spec.kind == "apgd" else None,
-          "forward_passes_per_image": fwd, "backward_passes_per_image": bwd, **common}
+  settings = {"attack": spec.name, "kind": spec.kind,
+              "epsilon": 0.0 if spec.kind == "clean" else epsilon,
+              "steps": spec.num_steps if spec.kind in ("pgd", "apgd", "apgd-t") else
+              (1 if spec.kind == "fgsm" else 0),
+              "step_size": _step_size(spec, epsilon),
+              "loss": None if spec.kind == "clean" else spec.loss,
+              "norm": None if spec.kind == "clean" else spec.norm,
+              "random_start": spec.needs_key,
+              "restarts": spec.num_restarts if spec.kind in ("apgd", "apgd-t") else None,
+              "rho": spec.rho if spec.kind in ("apgd", "apgd-t") else None,
+              "forward_passes_per_image": fwd, "backward_passes_per_image": bwd, **common}
+  # Keys of the newer attacks only, so that the older attacks' fingerprints stay as they were.
+  if spec.kind == "apgd-t":
+    settings["targets"] = spec.num_targets
+  if spec.kind == "square":
+    settings.update(steps=None, loss="margin", queries=spec.num_queries, p_init=spec.p_init)
+  return settings
 
 
-def _measure(step, ctx: _Context, *, key, epsilon: float, desc: str):
+def _measure(step, ctx: _Context, *, key, epsilon: float, desc: str, subset=None):
+  images, labels = ctx.images, ctx.labels
+  batch_size = ctx.settings.batch_size
+  if subset is not None:
+    images, labels = images[subset], labels[subset]
+    # A cascade stage compiles its own step anyway, so a subset smaller than a batch gets a
+    # batch of its own size (a multiple of the devices) instead of padding: APGD-T and Square
+    # on a few survivors would otherwise spend most of their passes on filler rows.
+    devices = ctx.mesh.devices.size
+    batch_size = min(batch_size, -(-len(labels) // devices) * devices)
   start = time.time()
-  out = run_batches(step, ctx.variables, ctx.images, ctx.labels,
-                    batch_size=ctx.settings.batch_size, mesh=ctx.mesh, key=key, epsilon=epsilon,
+  out = run_batches(step, ctx.variables, images, labels,
+                    batch_size=batch_size, mesh=ctx.mesh, key=key, epsilon=epsilon,
                     desc=desc, progress=ctx.settings.progress_bar and ctx.is_main)
   wall = time.time() - start
   return out, {"wall_time_s": round(wall, 3),
-               "images_per_second": round(len(ctx.labels) / max(wall, 1e-9), 3),
-               "batch_size": ctx.settings.batch_size, "num_devices": ctx.mesh.devices.size,
+               "images_per_second": round(len(labels) / max(wall, 1e-9), 3),
+               "batch_size": batch_size, "num_devices": ctx.mesh.devices.size,
                "device_kind": jax.devices()[0].device_kind,
                "finished": datetime.datetime.now().isoformat(timespec="seconds")}
 
@@ -712,121 +930,298 @@ def _counting_traces(step: Callable) -> Callable:
   return wrapped
 
 
+def _number(value: float):
+  """A count per image for the JSON: an int when it is one, else 4 decimals."""
+  return int(round(value)) if abs(value - round(value)) < 1e-9 else round(float(value), 4)
+
+
+def _budget(out: Mapping[str, np.ndarray], total: int, scored: int) -> dict:
+  """Passes and queries per image of ``total`` images, from a step's per-example stats.
+
+  ``scored`` images got one more forward (the scoring of the adversarial image).
+  """
+  forward = int(out["forward"].astype(np.int64).sum()) + scored
+  backward = int(out["backward"].astype(np.int64).sum())
+  queries = out["queries"].astype(np.int64)
+  budget = {"forward_passes_per_image": _number(forward / max(total, 1)),
+            "backward_passes_per_image": _number(backward / max(total, 1)),
+            "queries_per_image": _number(int(queries.sum()) / max(total, 1))}
+  attacked = queries[queries > 0]
+  if attacked.size:
+    budget.update(queries_mean_attacked=_number(float(attacked.mean())),
+                  queries_median_attacked=_number(float(np.median(attacked))),
+                  queries_max=int(attacked.max()))
+  return budget
+
+
 # -------------------------------------------------------------------------------------------------
 # The attack table
 # -------------------------------------------------------------------------------------------------
+
+
+class _Task(NamedTuple):
+  section: str          # "attacks" or "check_runs"
+  name: str             # key in the section
+  spec: Optional[attacks.AttackSpec]   # None: the zero-gradient count
+  epsilon: float
+  variant: Optional[str] = None        # estimator variant (eval.estimators entry)
+
+
+def _tasks(ctx: _Context) -> tuple[list[_Task], list[str]]:
+  """The runs of the suite (table order, then estimator variants) and of the sanity checks."""
+  s = ctx.settings
+  specs = {spec.name: spec for spec in s.specs}
+  order = table_order(list(specs))
+  tasks = [_Task("attacks", name, specs[name], s.epsilon) for name in order]
+  for name in order:
+    if specs[name].uses_gradients:
+      tasks += [_Task("attacks", f"{name}@{v}", specs[name], s.epsilon, v) for v in ctx.variants]
+  if s.sanity_checks:
+    large = dataclasses.replace(attacks.get_attack_spec("pgd10"), name="pgd10-large-epsilon",
+                                step_size=None, epsilon=LARGE_EPSILON)
+    tasks += [_Task("check_runs", "large_epsilon", large, LARGE_EPSILON),
+              _Task("check_runs", "zero_gradient", None, 0.0)]
+    tasks += [_Task("check_runs", f"zero_gradient@{v}", None, 0.0, v) for v in ctx.variants]
+  return tasks, [t.name for t in tasks if t.section == "attacks"]
+
+
+def _task_settings(task: _Task, ctx: _Context) -> dict:
+  if task.spec is None:
+    return {"attack": "zero-gradient", "loss": "ce", **_common_settings(ctx, task.variant),
+            "seed": None, "near_zero_max_abs": NEAR_ZERO_GRADIENT}
+  return _attack_settings(task.spec, task.epsilon, ctx, task.variant)
+
+
+def _run_task(task: _Task, ctx: _Context) -> tuple[np.ndarray, dict, int]:
+  """Runs one task over the test set: ``(per-example flags, its JSON entry fields, traces)``."""
+  attack_model = ctx.variants[task.variant].attack_model if task.variant else ctx.attack_model
+  if task.spec is None:
+    step = _counting_traces(make_zero_gradient_step(ctx.model, attack_model, near_zero=True))
+  else:
+    step = _counting_traces(make_attack_step(task.spec, ctx.model, attack_model,
+                                             with_stats=True))
+  out, timing = _measure(jit_step(step, ctx.mesh), ctx, key=attack_key(ctx.settings.seed,
+                                                                       task.name),
+                         epsilon=task.epsilon, desc=f"{task.name} ε={_eps255(task.epsilon)}")
+  total = len(ctx.labels)
+  if task.spec is None:
+    # The zero-gradient run counts examples; the others count correct (robust) examples.
+    count, near, correct = (int(out[k].sum()) for k in ("zero", "near_zero", "correct"))
+    fields = {"count": count, "fraction": count / total, "near_zero_count": near,
+              "correct_clean": correct, "fraction_of_correct": count / max(correct, 1),
+              "near_zero_fraction_of_correct": near / max(correct, 1)}
+    return out["zero"].astype(bool), {**fields, "total": total, **timing}, step.count
+  correct = int(out["correct"].sum())
+  budget = _budget(out, total, scored=total)
+  if task.spec.kind != "square":
+    # Everything but Square runs a fixed number of passes: the count is known beforehand.
+    expected = passes_per_image(task.spec)
+    got = (budget["forward_passes_per_image"], budget["backward_passes_per_image"])
+    if got != expected:
+      raise RuntimeError(f"{task.name} ran {got} (forward, backward) passes per image, not the "
+                         f"{expected} its structure implies: a bug in jsnn's pass counting")
+  fields = {"accuracy": correct / total, "correct": correct, "total": total, **budget, **timing}
+  return out["correct"].astype(bool), fields, step.count
+
+
+def _run_cascade(ctx: _Context, start: np.ndarray, start_fingerprint: str, previous: dict,
+                 stored_flags: Mapping[str, np.ndarray], save: Callable) -> dict:
+  """The ``standard`` cascade: each stage attacks only the images still correct before it.
+
+  Args:
+    ctx: the evaluation.
+    start: [N] bool, the images the first stage attacks (those classified correctly, clean).
+    start_fingerprint: what ``start`` was computed with; every stage's fingerprint chains on it.
+    previous: the cascade's entry of an earlier run (or {}), to reuse unchanged stages.
+    stored_flags: the stored per-example flags.
+    save: ``save(entry, new_flags)`` records progress after each computed stage.
+
+  Returns:
+    The cascade's entry: ``stages`` ({name: entry}), ``order``, and the final ``accuracy``,
+    ``correct``, ``total``, passes and queries per image (its clean forward included), wall time;
+    plus ``flags`` ({flag key: [N] bool}) and ``computed``/``reused``/``traces`` for the summary
+    (removed before writing).
+  """
+  s = ctx.settings
+  total = len(ctx.labels)
+  robust = np.asarray(start, bool).copy()
+  fingerprint = start_fingerprint
+  old_stages = previous.get("stages", {}) if isinstance(previous, dict) else {}
+  entry = {"stages": {}, "order": [spec.name for spec in s.cascade], "start_correct":
+           int(robust.sum()), "epsilon": s.epsilon}
+  flags, computed, reused, traces = {}, [], [], {}
+  for spec in s.cascade:
+    stage_settings = {**_attack_settings(spec, s.epsilon, ctx), "cascade": STANDARD,
+                      "after": fingerprint}
+    fingerprint = _fingerprint(stage_settings)
+    flag_key = f"{STANDARD}/{spec.name}-{fingerprint}"
+    old = old_stages.get(spec.name)
+    if (isinstance(old, dict) and old.get("fingerprint") == fingerprint
+        and flag_key in stored_flags and stored_flags[flag_key].shape == robust.shape):
+      robust = np.asarray(stored_flags[flag_key], bool)
+      flags[flag_key] = robust
+      entry["stages"][spec.name] = old
+      reused.append(spec.name)
+      continue
+    subset = np.flatnonzero(robust)
+    before = int(robust.sum())
+    attack_model = ctx.attack_model if spec.uses_gradients else ctx.model
+    step = _counting_traces(make_attack_step(spec, ctx.model, attack_model, with_stats=True))
+    if subset.size:
+      out, timing = _measure(jit_step(step, ctx.mesh), ctx,
+                             key=attack_key(s.seed, f"{STANDARD}/{spec.name}"),
+                             epsilon=s.epsilon, subset=subset,
+                             desc=f"{STANDARD}/{spec.name} ε={_eps255(s.epsilon)}")
+      robust = robust.copy()
+      robust[subset] = out["correct"].astype(bool)
+    else:
+      out = {k: np.zeros(0, np.int32) for k in ("forward", "backward", "queries")}
+      timing = {"wall_time_s": 0.0}
+    traces[spec.name] = step.count
+    correct = int(robust.sum())
+    attacked = int(subset.size)
+    stage = {**stage_settings, "attacked": attacked, "fooled": before - correct,
+             "accuracy": correct / total, "correct": correct, "total": total,
+             **_budget(out, total, scored=attacked), **timing, "fingerprint": fingerprint}
+    if attacked:
+      per_attacked = _budget(out, attacked, scored=attacked)
+      stage.update({f"{k}_attacked": v for k, v in per_attacked.items()
+                    if k.endswith("_per_image")})
+    entry["stages"][spec.name] = stage
+    flags[flag_key] = robust
+    computed.append(spec.name)
+    log.info("%s/%s: attacked %d, %d/%d (%.2f%%) still correct in %.1f s", STANDARD, spec.name,
+             attacked, correct, total, 100 * correct / total, timing["wall_time_s"])
+    save({**entry, "flags": flags})
+  stages = [entry["stages"][n] for n in entry["order"]]
+  for key in ("forward_passes_per_image", "backward_passes_per_image", "queries_per_image"):
+    # The clean forward that chose the first stage's images counts once per image.
+    entry[key] = _number(sum(float(st[key]) for st in stages) + (key.startswith("forward")))
+  entry.update(accuracy=int(robust.sum()) / total, correct=int(robust.sum()), total=total,
+               wall_time_s=round(sum(float(st.get("wall_time_s", 0)) for st in stages), 3),
+               after=start_fingerprint)
+  return {**entry, "flags": flags, "final_flags": robust, "computed": computed,
+          "reused": reused, "traces": traces}
 
 
 def evaluate_checkpoint(config, workdir: str) -> dict[str, Any]:
   """Robust accuracy of ``workdir``'s checkpoint under ``config.eval``'s attack suite.
 
   Resumable: an attack whose entry in ``robustness.json`` has the same settings (attack, ε, steps,
-  step size, seed, number of examples, checkpoint and its step, surrogate) and whose per-example
-  flags are stored is not run again. The batch size is recorded but does not count as a setting.
+  step size, seed, number of examples, checkpoint and its step, surrogate and gradient estimator)
+  and whose per-example flags are stored is not run again; a cascade stage is reused when it and
+  everything before it are unchanged. The batch size is recorded but does not count as a setting.
 
   Args:
     config: a config with an ``eval`` section like ``configs/default.py``'s (or the section).
     workdir: a training workdir with a checkpoint.
 
   Returns:
-    A summary: ``accuracies`` (table order, worst case last), ``computed`` and ``reused`` attack
-    names, ``traces`` (compilations per computed attack), ``checks``, ``warnings``, ``table``,
-    ``results`` (the JSON) and ``paths``.
+    A summary: ``accuracies`` (table order, estimator variants, the ``standard`` cascade, worst
+    case last), ``computed`` and ``reused`` run names (cascade stages as ``standard/<stage>``),
+    ``traces`` (compilations per computed run), ``checks``, ``warnings``, ``table``, ``results``
+    (the JSON) and ``paths``.
 
   Raises:
     ValueError: a bad setting, batch size or example count; ``CheckpointMismatch``; or an
       unreadable existing results file. Nothing is written in those cases.
     trainer.CheckpointNotFound: no checkpoint of that kind in ``workdir``.
   """
+  started = time.time()
   ctx = _prepare(config, workdir)
   s = ctx.settings
   paths = {k: os.path.join(ctx.workdir, f) for k, f in
            (("json", RESULTS_FILE), ("flags", FLAGS_FILE), ("csv", CSV_FILE))}
   results = _read_json(paths["json"], "robustness results") or {}
   stored_flags = _read_flags(paths["flags"])
-  results.setdefault("attacks", {})
-  results.setdefault("check_runs", {})
-  for section in ("attacks", "check_runs"):
+  for section in ("attacks", "check_runs", "cascades"):
+    results.setdefault(section, {})
     if not isinstance(results[section], dict):
       raise ValueError(f"{paths['json']} has a malformed {section!r} section; move it away to "
                        "start afresh (it is left untouched)")
   results.update(workdir=ctx.workdir, data=ctx.data_source,
-                 model=ctx.run_config.model.to_dict(), **_common_settings(ctx))
+                 model=ctx.run_config.model.to_dict(),
+                 training=ctx.run_config.training.to_dict(), jsnn_version=JSNN_VERSION,
+                 suite=s.suite, norm="linf", epsilon=s.epsilon,
+                 # Direct encoding: the same input gives the same spikes, so no EOT is needed.
+                 stochastic=False, eot_draws=None, **_common_settings(ctx))
 
-  # One task per attack, then the measurements behind the sanity checks.
-  specs = {spec.name: spec for spec in s.specs}
-  order = table_order(list(specs))
-  tasks = [("attacks", name, specs[name], s.epsilon) for name in order]
-  if s.sanity_checks:
-    large = dataclasses.replace(attacks.get_attack_spec("pgd10"), name="pgd10-large-epsilon",
-                                step_size=None, epsilon=LARGE_EPSILON)
-    tasks += [("check_runs", "large_epsilon", large, LARGE_EPSILON),
-              ("check_runs", "zero_gradient", None, 0.0)]
-
-  computed, reused, traces = [], [], {}
-  flags = {}   # This run's per-example flags, keyed like the .npz: "<name>-<fingerprint>".
-  for section, name, spec, epsilon in tasks:
-    if spec is None:
-      task_settings = {"attack": "zero-gradient", "loss": "ce", **_common_settings(ctx),
-                       "seed": None}
-    else:
-      task_settings = _attack_settings(spec, epsilon, ctx)
-    fingerprint = _fingerprint(task_settings)
-    flag_key = f"{name}-{fingerprint}"
-    entry = results[section].get(name)
-    if (isinstance(entry, dict) and entry.get("fingerprint") == fingerprint
-        and flag_key in stored_flags and stored_flags[flag_key].shape == ctx.labels.shape):
-      flags[flag_key] = stored_flags[flag_key]
-      reused.append(name)
-      continue
-
-    if spec is None:
-      step = _counting_traces(make_zero_gradient_step(ctx.model, ctx.attack_model))
-    else:
-      step = _counting_traces(make_attack_step(spec, ctx.model, ctx.attack_model))
-    out, timing = _measure(jit_step(step, ctx.mesh), ctx, key=attack_key(s.seed, name),
-                           epsilon=epsilon, desc=f"{name} ε={_eps255(epsilon)}")
-    traces[name] = step.count
-    flags[flag_key] = out.astype(bool)
-    count, total = int(out.sum()), len(ctx.labels)
-    # The zero-gradient run counts examples; the others count correct (robust) examples.
-    counts = ({"count": count, "fraction": count / total} if spec is None
-              else {"accuracy": count / total, "correct": count})
-    results[section][name] = {**task_settings, **counts, "total": total, **timing,
-                              "fingerprint": fingerprint}
-    computed.append(name)
-    log.info("%s: %d/%d (%.2f%%) in %.1f s", name, count, total, 100 * count / total,
-             timing["wall_time_s"])
+  def save_progress(new_flags):
+    nonlocal stored_flags
     if ctx.is_main:
       # Flags first: a JSON entry is only trusted when its flags are stored too.
-      stored_flags[flag_key] = flags[flag_key]
-      stored_flags = _live_flags(results, stored_flags)
+      stored_flags = _live_flags(results, {**stored_flags, **new_flags})
       _write_flags(paths["flags"], stored_flags)
       _write_json(paths["json"], results)
 
-  # Worst case over the suite, per example.
-  suite_flags = {n: flags[f"{n}-{results['attacks'][n]['fingerprint']}"] for n in order}
+  tasks, order = _tasks(ctx)
+  computed, reused, traces = [], [], {}
+  flags = {}   # This run's per-example flags, keyed like the .npz: "<name>-<fingerprint>".
+  fingerprints = {}
+  for task in tasks:
+    task_settings = _task_settings(task, ctx)
+    fingerprint = _fingerprint(task_settings)
+    fingerprints[task.name] = fingerprint
+    flag_key = f"{task.name}-{fingerprint}"
+    entry = results[task.section].get(task.name)
+    if (isinstance(entry, dict) and entry.get("fingerprint") == fingerprint
+        and flag_key in stored_flags and stored_flags[flag_key].shape == ctx.labels.shape):
+      flags[flag_key] = stored_flags[flag_key]
+      reused.append(task.name)
+      continue
+    task_flags, fields, traces[task.name] = _run_task(task, ctx)
+    flags[flag_key] = task_flags
+    results[task.section][task.name] = {**task_settings, **fields, "fingerprint": fingerprint}
+    computed.append(task.name)
+    count = fields.get("correct", fields.get("count"))
+    log.info("%s: %d/%d (%.2f%%) in %.1f s", task.name, count, fields["total"],
+             100 * count / fields["total"], fields["wall_time_s"])
+    save_progress({flag_key: task_flags})
+
+  suite_flags = {n: flags[f"{n}-{fingerprints[n]}"] for n in order}
+  cascade = None
+  if s.cascade:
+    clean_key = f"clean-{fingerprints['clean']}"
+
+    def save_cascade(partial):
+      results["cascades"][STANDARD] = {k: v for k, v in partial.items() if k != "flags"}
+      save_progress(partial["flags"])
+
+    cascade = _run_cascade(ctx, flags[clean_key], fingerprints["clean"],
+                           results["cascades"].get(STANDARD, {}), stored_flags, save_cascade)
+    flags.update(cascade.pop("flags"))
+    suite_flags[STANDARD] = cascade.pop("final_flags")
+    computed += [f"{STANDARD}/{n}" for n in cascade.pop("computed")]
+    reused += [f"{STANDARD}/{n}" for n in cascade.pop("reused")]
+    traces.update({f"{STANDARD}/{n}": c for n, c in cascade.pop("traces").items()})
+    results["cascades"][STANDARD] = cascade
+  else:
+    results["cascades"].pop(STANDARD, None)
+
+  # Worst case over the suite, per example: every attack, variant and the cascade.
   robust = worst_case(suite_flags)
   results["worst_case"] = {
-      "attacks": order, "epsilon": s.epsilon, "accuracy": int(robust.sum()) / len(robust),
-      "correct": int(robust.sum()), "total": len(robust), **_common_settings(ctx)}
+      "attacks": list(suite_flags), "epsilon": s.epsilon,
+      "accuracy": int(robust.sum()) / len(robust), "correct": int(robust.sum()),
+      "total": len(robust), **_common_settings(ctx)}
+  results["estimators"] = _estimator_summary(ctx, order, suite_flags, results)
+  results["masking"] = _masking_diagnostics(ctx, order, suite_flags, results, flags)
   accuracies = {n: results["attacks"][n]["accuracy"] for n in order}
+  if cascade is not None:
+    accuracies[STANDARD] = cascade["accuracy"]
   accuracies[WORST_CASE] = results["worst_case"]["accuracy"]
 
-  suite_results = {"attacks": {n: results["attacks"][n] for n in order},
-                   "check_runs": results["check_runs"] if s.sanity_checks else {}}
+  base_names = [n for n in order if "@" not in n]
+  suite_results = {"attacks": {n: results["attacks"][n] for n in base_names},
+                   "check_runs": ({n: v for n, v in results["check_runs"].items()
+                                   if n in {t.name for t in tasks}} if s.sanity_checks else {}),
+                   "masking": results["masking"]}
   checks = sanity_checks(suite_results)
   results["checks"] = [c._asdict() for c in checks]
   warnings = [c for c in checks if not c.passed]
+  results["wall_time_s"] = round(time.time() - started, 3)
 
-  step_text = f"step {results['checkpoint_step']}"
-  lines = [f"Robust accuracy (%) of {ctx.workdir} ({s.checkpoint} checkpoint, {step_text}) on "
-           f"{len(ctx.labels)} images of {ctx.data_source}, L∞ ε = {_eps255(s.epsilon)}",
-           "", format_table(accuracies), ""]
-  if checks:
-    lines.append(f"sanity checks: {len(checks) - len(warnings)}/{len(checks)} passed")
-    lines += [f"WARNING [{c.name}]: {c.message}" for c in warnings]
-  table = "\n".join(lines)
+  table = _format_report(ctx, results, accuracies, base_names, checks, warnings)
   if ctx.is_main:
     _write_json(paths["json"], results)
     _atomic_write(paths["csv"], lambda f: f.write(_csv(results, order)))
@@ -836,16 +1231,126 @@ def evaluate_checkpoint(config, workdir: str) -> dict[str, Any]:
           "paths": paths}
 
 
+def _own_label(ctx: _Context) -> str:
+  """The evaluation's own gradient, by its surrogate's name (marked if a variant has that name)."""
+  own = ctx.surrogate["name"]
+  return f"{own} (default)" if own in ctx.variants else own
+
+
+def _estimator_summary(ctx: _Context, order, suite_flags, results) -> dict:
+  """Per estimator, its attacks' accuracies and worst case; per attack, the worst case across
+  its estimators (the evaluation's own gradient is named after its surrogate)."""
+  own = _own_label(ctx)
+  by_estimator = {own: [n for n in order if "@" not in n and
+                        results["attacks"][n]["kind"] in attacks.GRADIENT_KINDS]}
+  for variant in ctx.variants:
+    by_estimator[variant] = [n for n in order if n.endswith(f"@{variant}")]
+  summary = {"estimators": {}, "per_attack": {}}
+  for est, names in by_estimator.items():
+    if not names:
+      continue
+    robust = worst_case({n: suite_flags[n] for n in names})
+    summary["estimators"][est] = {
+        "attacks": {n.split("@")[0]: results["attacks"][n]["accuracy"] for n in names},
+        "worst_case_accuracy": int(robust.sum()) / len(robust),
+        **({"gradient_estimator": ctx.variants[est].surrogate["gradient_estimator"],
+            "surrogate": ctx.variants[est].surrogate["name"]} if est in ctx.variants else
+           {"gradient_estimator": "surrogate", "surrogate": own})}
+  if ctx.variants:
+    for name in by_estimator[own]:
+      names = [name] + [f"{name}@{v}" for v in ctx.variants]
+      robust = worst_case({n: suite_flags[n] for n in names})
+      summary["per_attack"][name] = {
+          "estimators": [own] + list(ctx.variants),
+          "accuracies": [results["attacks"][n]["accuracy"] for n in names],
+          "worst_case_accuracy": int(robust.sum()) / len(robust), "correct": int(robust.sum()),
+          "total": len(robust)}
+  return summary
+
+
+def _masking_diagnostics(ctx: _Context, order, suite_flags, results, flags) -> dict:
+  """Square against the white-box attacks, and per estimator the (near-)zero gradients."""
+  out = {}
+  white_box = {n: f for n, f in suite_flags.items() if n != STANDARD and
+               results["attacks"][n]["kind"] in attacks.GRADIENT_KINDS}
+  squares = {n: ~np.asarray(f, bool) for n, f in suite_flags.items() if n != STANDARD and
+             results["attacks"][n]["kind"] == "square"}
+  cascade = results["cascades"].get(STANDARD)
+  if cascade:
+    order_ = cascade["order"]
+    stage_flags = {}
+    for name in order_:
+      st = cascade["stages"][name]
+      stage_flags[name] = flags[f"{STANDARD}/{name}-{st['fingerprint']}"]
+    for i, name in enumerate(order_):
+      if cascade["stages"][name]["kind"] == "square":
+        before = stage_flags[order_[i - 1]] if i else None
+        if before is not None:
+          squares[f"{STANDARD}/{name}"] = np.asarray(before, bool) & ~stage_flags[name]
+      elif cascade["stages"][name]["kind"] in attacks.GRADIENT_KINDS:
+        white_box[f"{STANDARD}/{name}"] = stage_flags[name]
+  if squares and white_box:
+    white_box_robust = worst_case(white_box)
+    beaten = np.logical_or.reduce(list(squares.values())) & white_box_robust
+    out["square_vs_white_box"] = {
+        "count": int(beaten.sum()), "total": len(beaten), "square": sorted(squares),
+        "white_box": sorted(white_box), "examples": np.flatnonzero(beaten)[:20].tolist()}
+  zero = {n: r for n, r in results["check_runs"].items()
+          if n.startswith("zero_gradient") and isinstance(r, dict)}
+  if zero:
+    out["zero_gradient"] = {
+        (n.split("@")[1] if "@" in n else _own_label(ctx)):
+        {k: r.get(k) for k in ("count", "near_zero_count", "correct_clean", "fraction_of_correct",
+                               "near_zero_fraction_of_correct", "total")}
+        for n, r in zero.items()}
+  return out
+
+
+def _format_report(ctx, results, accuracies, base_names, checks, warnings) -> str:
+  s = ctx.settings
+  step_text = f"step {results['checkpoint_step']}"
+  main = {n: a for n, a in accuracies.items() if "@" not in n}
+  lines = [f"Robust accuracy (%) of {ctx.workdir} ({s.checkpoint} checkpoint, {step_text}) on "
+           f"{len(ctx.labels)} images of {ctx.data_source}, L∞ ε = {_eps255(s.epsilon)}, "
+           f"suite {s.suite}", "", format_table(main), ""]
+  cascade = results["cascades"].get(STANDARD)
+  if cascade:
+    stages = " → ".join(f"{n} {100 * cascade['stages'][n]['accuracy']:.2f} "
+                        f"({cascade['stages'][n]['attacked']} attacked)" for n in cascade["order"])
+    lines += [f"standard cascade: clean {100 * cascade['start_correct'] / cascade['total']:.2f} → "
+              f"{stages}; {cascade['forward_passes_per_image']} forward + "
+              f"{cascade['backward_passes_per_image']} backward passes and "
+              f"{cascade['queries_per_image']} queries per image", ""]
+  per_attack = results["estimators"].get("per_attack", {})
+  if per_attack:
+    estimators = next(iter(per_attack.values()))["estimators"]
+    header = "| attack | " + " | ".join(estimators) + " | worst |"
+    rows = [header, "|---|" + "---:|" * (len(estimators) + 1)]
+    for name, r in per_attack.items():
+      cells = [f"{100 * a:.2f}" for a in r["accuracies"] + [r["worst_case_accuracy"]]]
+      rows.append(f"| {display_name(name)} | " + " | ".join(cells) + " |")
+    lines += ["Accuracy (%) per gradient estimator:", *rows, ""]
+  if checks:
+    lines.append(f"sanity checks: {len(checks) - len(warnings)}/{len(checks)} passed")
+    lines += [f"WARNING [{c.name}]: {c.message}" for c in warnings]
+  return "\n".join(lines)
+
+
 def _live_flags(results, stored_flags):
   """The stored flags some JSON entry still refers to (older settings' flags are dropped)."""
   live = {f"{name}-{entry.get('fingerprint')}" for section in ("attacks", "check_runs")
           for name, entry in results.get(section, {}).items() if isinstance(entry, dict)}
+  for cascade_name, cascade in results.get("cascades", {}).items():
+    if isinstance(cascade, dict):
+      live |= {f"{cascade_name}/{name}-{entry.get('fingerprint')}"
+               for name, entry in cascade.get("stages", {}).items() if isinstance(entry, dict)}
   return {k: v for k, v in stored_flags.items() if k in live}
 
 
 CSV_COLUMNS = ("attack", "accuracy", "correct", "total", "epsilon", "steps", "step_size", "loss",
                "norm", "seed", "wall_time_s", "forward_passes_per_image",
-               "backward_passes_per_image", "checkpoint", "checkpoint_step", "surrogate")
+               "backward_passes_per_image", "checkpoint", "checkpoint_step", "surrogate",
+               "queries_per_image", "gradient_estimator", "attacked")
 
 
 def _csv(results, order) -> str:
@@ -853,7 +1358,13 @@ def _csv(results, order) -> str:
   writer = csv.DictWriter(buf, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
   writer.writeheader()
   for name in order:
-    writer.writerow(results["attacks"][name])
+    writer.writerow({**results["attacks"][name], "attack": name})
+  cascade = results.get("cascades", {}).get(STANDARD)
+  if cascade:
+    for name in cascade["order"]:
+      writer.writerow({**cascade["stages"][name], "attack": f"{STANDARD}/{name}"})
+    writer.writerow({**{k: v for k, v in cascade.items() if k not in ("stages", "order")},
+                     "attack": STANDARD})
   writer.writerow({"attack": WORST_CASE, **{k: v for k, v in results["worst_case"].items()
                                             if k != "attacks"}})
   return buf.getvalue()

@@ -98,6 +98,64 @@ def dlr_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
   return -(z_true - z_other) / (top3[:, 0] - top3[:, 2] + _DLR_DENOMINATOR_EPS)
 
 
+def _check_targets(logits: jax.Array, targets: jax.Array, what: str):
+  if targets.shape != logits.shape[:1]:
+    raise ValueError(f"{what} expects targets [B] like the labels; got targets {targets.shape} for "
+                     f"logits {logits.shape}")
+
+
+def targeted_dlr_loss(logits: jax.Array, labels: jax.Array, targets: jax.Array) -> jax.Array:
+  r"""Targeted difference-of-logits-ratio loss, per example (Croce & Hein, 2020; APGD-T).
+
+  .. math::
+
+    \mathrm{DLR}_t(z, y) = -\frac{z_y - z_t}{z_{\pi_1} - (z_{\pi_3} + z_{\pi_4})/2 + 10^{-12}}
+
+  where :math:`z_{\pi_1} \ge \dots \ge z_{\pi_4}` are the four largest logits. Maximising it
+  pushes the target logit above the label's; like DLR it is invariant to shifting and scaling the
+  logits.
+
+  Args:
+    logits: [B, C] with C >= 4.
+    labels: [B] integer class indices.
+    targets: [B] integer target classes (each different from its label).
+
+  Returns:
+    [B] losses; positive once the target beats the label.
+
+  Raises:
+    ValueError: on mismatched shapes or fewer than 4 classes (the denominator needs z_π4).
+
+  References:
+    Croce & Hein, "Reliable evaluation of adversarial robustness with an ensemble of diverse
+    parameter-free attacks", ICML 2020 (AutoAttack's ``dlr_loss_targeted``).
+  """
+  _check_shapes(logits, labels, 4, "targeted_dlr_loss")
+  _check_targets(logits, targets, "targeted_dlr_loss")
+  z_true = jnp.take_along_axis(logits, labels[:, None], axis=-1)[:, 0]
+  z_target = jnp.take_along_axis(logits, targets[:, None], axis=-1)[:, 0]
+  top4, _ = jax.lax.top_k(logits, 4)
+  denominator = top4[:, 0] - 0.5 * (top4[:, 2] + top4[:, 3]) + _DLR_DENOMINATOR_EPS
+  return -(z_true - z_target) / denominator
+
+
+def targeted_cross_entropy(logits: jax.Array, labels: jax.Array, targets: jax.Array) -> jax.Array:
+  """Minus the cross-entropy of the target class, per example (AutoAttack's ``ce-targeted``).
+
+  Args:
+    logits: [B, C].
+    labels: [B] integer class indices (unused: the loss depends on the target only; the argument
+      keeps the signature of :func:`targeted_dlr_loss`).
+    targets: [B] integer target classes.
+
+  Returns:
+    [B] ``log softmax(logits)[target]``; maximising it raises the target's probability.
+  """
+  _check_shapes(logits, labels, 2, "targeted_cross_entropy")
+  _check_targets(logits, targets, "targeted_cross_entropy")
+  return -cross_entropy(logits, targets)
+
+
 def correct(logits: jax.Array, labels: jax.Array) -> jax.Array:
   """Whether the argmax prediction equals the label, per example.
 

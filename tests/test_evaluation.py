@@ -157,6 +157,13 @@ def test_attack_step_traces_once_across_batches_and_epsilons():
     (dict(surrogate="bogus"), "'bogus'"),
     (dict(checkpoint="worst"), "'worst'"),
     (dict(sweep_epsilons="10,x"), "'x'"),
+    (dict(suite="autoattack"), "'autoattack'"),
+    (dict(estimators="rga,bptt"), "'bptt'"),
+    (dict(estimators="rga,rga"), "eval.estimators lists"),
+    (dict(estimators="sigmoid:x"), "'sigmoid:x'"),
+    (dict(square_queries=0, suite="standard"), "query budget per image, must be an integer >= 1, got 0"),
+    (dict(attacks="clean,square0"), "square0"),
+    (dict(apgd_targets=10, suite="standard"), "at most classes − 1 = 9 targets"),
 ])
 def test_bad_settings_raise_naming_the_value_and_leave_results_untouched(workdir, overrides, named):
   path = os.path.join(workdir, evaluation.RESULTS_FILE)
@@ -307,3 +314,141 @@ def test_attack_names_step_sizes_and_pass_counts():
   np.testing.assert_array_equal(
       evaluation.worst_case({"a": np.array([1, 1, 0], bool), "b": np.array([1, 0, 1], bool)}),
       [True, False, False])
+
+
+# -------------------------------------------------------------------------------------------------
+# The standard cascade, the full suite, estimator variants, budgets
+# -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def relabelled(workdir, monkeypatch):
+  """The workdir with a live model whose first test images are labelled by the model itself.
+
+  The two-step model's spiking head never fires (its logits are the same for every input), so its
+  saved threshold is lowered to 0.3 (the arrays do not change); and the images are labelled with
+  its predictions, so that all start out correct and the cascade has something to attack.
+  """
+  best = os.path.join(workdir, "checkpoints", "best")
+  meta_path = os.path.join(best, os.listdir(best)[0], "meta", "metadata")
+  meta = _read(meta_path)
+  meta["config"]["model"]["threshold"] = 0.3
+  with open(meta_path, "w") as f:
+    json.dump(meta, f)
+  _, model, variables, _ = trainer.restore_checkpoint(workdir, "best")
+  real = evaluation.load_test_set
+
+  def load_test_set(run_config, **kwargs):
+    images, labels, source = real(run_config, **kwargs)
+    x = jnp.asarray(images[:NUM_EXAMPLES], jnp.float32) / 255
+    predictions = np.asarray(jnp.argmax(models.apply_model(model, variables, x, train=False)[0],
+                                        axis=-1))
+    return images, np.concatenate([predictions, labels[NUM_EXAMPLES:]]), source
+
+  monkeypatch.setattr(evaluation, "load_test_set", load_test_set)
+  return workdir
+
+
+def test_standard_cascade_attacks_only_what_is_left_and_counts_its_budget(relabelled,
+                                                                          monkeypatch):
+  subsets = {}
+  real_measure = evaluation._measure
+
+  def measure(step, ctx, *, subset=None, **kwargs):
+    subsets[kwargs["desc"].split(" ")[0]] = None if subset is None else np.array(subset)
+    return real_measure(step, ctx, subset=subset, **kwargs)
+
+  monkeypatch.setattr(evaluation, "_measure", measure)
+  config = _eval_config(suite="standard", cascade_steps=2, apgd_targets=3, square_queries=30,
+                        epsilon=0.5 / 255)
+  summary = evaluation.evaluate_checkpoint(config, relabelled)
+  results = _read(os.path.join(relabelled, evaluation.RESULTS_FILE))
+  cascade = results["cascades"]["standard"]
+  stages = ["apgd-ce2", "apgd-t2", "square30"]
+  assert cascade["order"] == stages and results["attacks"]["clean"]["accuracy"] == 1.0
+  assert list(summary["accuracies"]) == ["clean", "standard", evaluation.WORST_CASE]
+  assert summary["computed"] == ["clean"] + [f"standard/{n}" for n in stages]
+
+  # Each stage attacked exactly the images every stage before it left correct.
+  with np.load(os.path.join(relabelled, evaluation.FLAGS_FILE)) as archive:
+    stored = {k: archive[k] for k in archive.files}
+  before = np.ones(NUM_EXAMPLES, bool)
+  for name in stages:
+    stage = cascade["stages"][name]
+    after = stored[f"standard/{name}-{stage['fingerprint']}"]
+    assert stage["attacked"] == before.sum() and stage["correct"] == after.sum()
+    if before.any():
+      np.testing.assert_array_equal(subsets[f"standard/{name}"], np.flatnonzero(before))
+      assert summary["traces"][f"standard/{name}"] == 1   # One compilation for all its batches.
+    assert not np.any(after & ~before)                    # Nothing comes back to life.
+    before = after
+  assert cascade["accuracy"] == before.mean() == summary["accuracies"]["standard"]
+  assert summary["accuracies"][evaluation.WORST_CASE] <= min(
+      summary["accuracies"]["clean"], summary["accuracies"]["standard"])
+  assert cascade["stages"]["apgd-ce2"]["fooled"] > 0, "APGD-CE should fool a chance-level model"
+
+  # Budgets: per attacked image as the attacks' structure says (APGD-CE2: 1 + 3 gradients +
+  # 1 scoring; APGD-T2 with 3 targets: 1 + 9 + 1); per image of the test set, weighted by how many
+  # were attacked; Square within its query budget.
+  ce, targeted, square = (cascade["stages"][n] for n in stages)
+  assert (ce["forward_passes_per_image_attacked"], ce["backward_passes_per_image_attacked"]) == (
+      5, 3)
+  assert ce["forward_passes_per_image"] == pytest.approx(5 * ce["attacked"] / NUM_EXAMPLES)
+  if targeted["attacked"]:
+    assert (targeted["forward_passes_per_image_attacked"],
+            targeted["backward_passes_per_image_attacked"]) == (11, 9)
+  if square["attacked"]:
+    assert 1 <= square["queries_max"] <= 30 and square["backward_passes_per_image"] == 0
+    assert square["forward_passes_per_image_attacked"] <= 2 + 29 + 1
+  assert cascade["forward_passes_per_image"] == pytest.approx(
+      1 + sum(st["forward_passes_per_image"] for st in (ce, targeted, square)))
+  assert results["jsnn_version"] and results["suite"] == "standard" and results["norm"] == "linf"
+  assert results["stochastic"] is False and "training" in results
+
+  again = evaluation.evaluate_checkpoint(config, relabelled)
+  assert again["computed"] == [] and sorted(again["reused"]) == sorted(summary["computed"])
+
+
+def test_full_suite_adds_estimator_variants_their_worst_case_and_masking_checks(relabelled):
+  config = _eval_config("clean,fgsm", suite="full", estimators="rga,sigmoid:4", cascade_steps=1,
+                        apgd_targets=2, square_queries=5, sanity_checks=True)
+  summary = evaluation.evaluate_checkpoint(config, relabelled)
+  results = summary["results"]
+  assert [n for n in summary["computed"] if "@" in n] == [
+      "fgsm@rga", "fgsm@sigmoid:4", "zero_gradient@rga", "zero_gradient@sigmoid:4"]
+  assert results["attacks"]["fgsm@rga"]["gradient_estimator"] == "rga"
+  assert results["attacks"]["fgsm@sigmoid:4"]["surrogate"] == "sigmoid"
+  per_attack = results["estimators"]["per_attack"]["fgsm"]
+  assert per_attack["estimators"] == ["triangle", "rga", "sigmoid:4"]
+  assert per_attack["worst_case_accuracy"] <= min(per_attack["accuracies"])
+  accuracies = summary["accuracies"]
+  assert accuracies[evaluation.WORST_CASE] <= min(v for k, v in accuracies.items())
+  assert accuracies[evaluation.WORST_CASE] <= per_attack["worst_case_accuracy"]
+  names = [c.name for c in summary["checks"]]
+  assert {"zero-gradient", "zero-gradient@rga", "zero-gradient@sigmoid:4",
+          "square-vs-white-box"} <= set(names)
+  zero = results["masking"]["zero_gradient"]
+  assert set(zero) == {"triangle", "rga", "sigmoid:4"}
+  assert all(0 <= z["near_zero_fraction_of_correct"] <= 1 for z in zero.values())
+  assert "per gradient estimator" in summary["table"]
+  with open(os.path.join(relabelled, evaluation.CSV_FILE)) as f:
+    rows = [r.split(",")[0] for r in f.read().splitlines()[1:]]
+  assert rows == ["clean", "fgsm", "fgsm@rga", "fgsm@sigmoid:4", "standard/apgd-ce1",
+                  "standard/apgd-t1", "standard/square5", "standard", evaluation.WORST_CASE]
+
+
+def test_new_attack_steps_trace_once_across_batches_and_epsilons():
+  model = models.create_model("vgg5", num_classes=10, width=0.125, head_width=8, time_steps=2)
+  variables = models.init_model(model, jax.random.key(0))
+  mesh = parallel.make_mesh()
+  variables = jax.device_put(variables, parallel.replicated(mesh))
+  images = np.random.default_rng(0).integers(0, 256, (NUM_EXAMPLES, 32, 32, 3), dtype=np.uint8)
+  labels = np.arange(NUM_EXAMPLES, dtype=np.int32) % 10
+  spec = attacks.AttackSpec(name="square8", kind="square", num_queries=8)
+  chex.clear_trace_counter()
+  step = chex.assert_max_traces(evaluation.make_attack_step(spec, model, with_stats=True), n=1)
+  jitted = evaluation.jit_step(step, mesh)
+  for epsilon in (2 / 255, 8 / 255):
+    out = evaluation.run_batches(jitted, variables, images, labels, batch_size=BATCH_SIZE,
+                                 mesh=mesh, key=jax.random.key(1), epsilon=epsilon)
+    assert out["correct"].shape == (NUM_EXAMPLES,) and np.all(out["queries"] <= 8)

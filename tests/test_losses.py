@@ -57,3 +57,17 @@ def test_dlr_needs_three_classes():
 def test_mismatched_shapes_raise():
   with pytest.raises(ValueError, match=r"labels \(3,\)"):
     losses.cross_entropy(np.zeros((4, 5), np.float32), np.zeros(3, np.int32))
+
+
+def test_targeted_dlr_loss_by_hand():
+  # -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4)/2 + 1e-12); rows sorted (3, 1, 0, -1), (2.5, 2, 1, 0.5).
+  targets = np.array([1, 3, 1])
+  expected = [-(3 - 1) / (3 + 0.5), -(0 + 1) / (3 + 0.5), -(1 - 2.5) / (2.5 - 0.75)]
+  np.testing.assert_allclose(losses.targeted_dlr_loss(LOGITS, LABELS, targets), expected,
+                             rtol=1e-6)
+  np.testing.assert_allclose(losses.targeted_dlr_loss(5.0 * LOGITS + 2.0, LABELS, targets),
+                             expected, rtol=1e-5)
+  np.testing.assert_allclose(losses.targeted_cross_entropy(LOGITS, LABELS, targets),
+                             -losses.cross_entropy(LOGITS, targets), rtol=1e-6)
+  with pytest.raises(ValueError, match="at least 4 classes"):
+    losses.targeted_dlr_loss(LOGITS[:, :3], LABELS % 3, targets % 3)

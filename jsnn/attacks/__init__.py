@@ -8,17 +8,22 @@ returns adversarial images of x's shape and dtype.
 Pieces: :func:`input_gradient`, the step rules :func:`sign_step` / :func:`normalized_step`, the
 projections :func:`project_linf` / :func:`project_l2` / :func:`clip_to_box`, random starts, and
 APGD's :func:`apgd_checkpoints`. Attacks: :func:`fgsm`, :func:`rfgsm`, :func:`pgd`,
-:func:`apgd`, :func:`gaussian_noise`. The paper's suite: :data:`PAPER_SUITE`,
-:func:`get_attack_spec`, :func:`make_attack`.
+:func:`apgd`, :func:`apgd_targeted` (APGD-T), :func:`square` (score-based), :func:`gaussian_noise`.
+The paper's suite: :data:`PAPER_SUITE`, :func:`get_attack_spec`, :func:`make_attack`; the
+AutoAttack-style cascade: :func:`standard_cascade`.
 """
 
 from jsnn.attacks.apgd import ApgdResult
 from jsnn.attacks.apgd import apgd
 from jsnn.attacks.apgd import apgd_checkpoints
 from jsnn.attacks.apgd import apgd_run
+from jsnn.attacks.apgd import apgd_targeted
+from jsnn.attacks.apgd import target_classes
 from jsnn.attacks.base import LogitsFn
 from jsnn.attacks.base import LossFn
+from jsnn.attacks.base import TargetedLossFn
 from jsnn.attacks.base import get_loss
+from jsnn.attacks.base import get_targeted_loss
 from jsnn.attacks.base import input_gradient
 from jsnn.attacks.base import normalized_step
 from jsnn.attacks.base import sign_step
@@ -35,28 +40,46 @@ from jsnn.attacks.projections import linf_sphere_start
 from jsnn.attacks.projections import project_l2
 from jsnn.attacks.projections import project_linf
 from jsnn.attacks.projections import uniform_linf_start
+from jsnn.attacks.registry import GRADIENT_KINDS
+from jsnn.attacks.registry import KINDS
 from jsnn.attacks.registry import PAPER_SUITE
 from jsnn.attacks.registry import AttackSpec
+from jsnn.attacks.registry import AttackStats
+from jsnn.attacks.registry import attack_passes
 from jsnn.attacks.registry import attack_names
 from jsnn.attacks.registry import get_attack_spec
 from jsnn.attacks.registry import make_attack
+from jsnn.attacks.registry import standard_cascade
+from jsnn.attacks.square import SquareResult
+from jsnn.attacks.square import square
+from jsnn.attacks.square import square_p
+from jsnn.attacks.square import square_run
+from jsnn.attacks.square import square_sizes
 
 __all__ = (
     "ApgdResult",
     "AttackSpec",
+    "AttackStats",
+    "GRADIENT_KINDS",
+    "KINDS",
     "LogitsFn",
     "LossFn",
     "PAPER_SUITE",
+    "SquareResult",
+    "TargetedLossFn",
     "apgd",
     "apgd_checkpoints",
     "apgd_run",
+    "apgd_targeted",
     "attack_names",
+    "attack_passes",
     "clip_to_box",
     "default_step_size",
     "fgsm",
     "gaussian_noise",
     "get_attack_spec",
     "get_loss",
+    "get_targeted_loss",
     "input_gradient",
     "l2_ball_start",
     "l2_sphere_start",
@@ -69,5 +92,11 @@ __all__ = (
     "project_linf",
     "rfgsm",
     "sign_step",
+    "square",
+    "square_p",
+    "square_run",
+    "square_sizes",
+    "standard_cascade",
+    "target_classes",
     "uniform_linf_start",
 )

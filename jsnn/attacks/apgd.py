@@ -1,4 +1,5 @@
-"""Auto-PGD (Croce & Hein, 2020) as in torchattacks v3 / the reference's ``attack/apgd.py``.
+"""Auto-PGD (Croce & Hein, 2020) as in torchattacks v3 / the reference's ``attack/apgd.py``, and
+APGD-T, AutoAttack's targeted version (:func:`apgd_targeted`), built on the same :func:`apgd_run`.
 
 APGD is PGD with momentum and a step size that adapts per example: it starts at 2ε and is halved at
 checkpoints where the loss has stopped rising, and the iterate then restarts from the best point
@@ -269,15 +270,123 @@ def apgd(
 
   initially_correct = losses.correct(logits_fn(x), y)
 
-  def restart(carry, restart_key):
-    x_out, done = carry
-    result = apgd_run(
+  def run(restart_key):
+    return apgd_run(
         logits_fn, x, y, key=restart_key, epsilon=epsilon, num_steps=num_steps, loss=loss,
         norm=norm, rho=rho)
+
+  return _first_fooling_points(x, ~initially_correct, run, jax.random.split(key, num_restarts))
+
+
+def _first_fooling_points(x, done, run, xs) -> jax.Array:
+  """Runs ``run(xs[i])`` -> ApgdResult in a ``lax.scan``; each example keeps the misclassified
+  point of the first run that fooled it, and stays clean where ``done`` (already misclassified)
+  or where no run fooled it."""
+
+  def body(carry, inputs):
+    x_out, done = carry
+    result = run(inputs)
     newly_fooled = ~done & result.fooled
     x_out = jnp.where(base.per_example(newly_fooled, x), result.x_adv, x_out)
     return (x_out, done | result.fooled), None
 
-  keys = jax.random.split(key, num_restarts)
-  (x_out, _), _ = jax.lax.scan(restart, (x, ~initially_correct), keys)
+  (x_out, _), _ = jax.lax.scan(body, (x, done), xs)
   return x_out
+
+
+def target_classes(logits: jax.Array, labels: jax.Array, num_targets: int) -> jax.Array:
+  """The ``num_targets`` classes other than the label with the largest logits, largest first.
+
+  For a correctly classified example these are AutoAttack's APGD-T targets, the classes ranked
+  2, 3, ..., k + 1 by clean logit; the label is excluded explicitly, so a misclassified example
+  (which APGD-T leaves alone anyway) never gets its own label as a target.
+
+  Args:
+    logits: [B, C] clean logits.
+    labels: [B] integer labels.
+    num_targets: k, static, 1 <= k <= C - 1.
+
+  Returns:
+    [B, k] int32 target classes.
+
+  Raises:
+    ValueError: when k is not an int in [1, C - 1].
+  """
+  num_classes = logits.shape[-1]
+  base.check_num_steps(num_targets, "num_targets")
+  if num_targets > num_classes - 1:
+    raise ValueError(f"num_targets must be at most the number of classes minus one "
+                     f"({num_classes - 1}); got {num_targets}")
+  is_label = jax.nn.one_hot(labels, num_classes, dtype=jnp.bool_)
+  _, targets = jax.lax.top_k(jnp.where(is_label, -jnp.inf, logits), num_targets)
+  return targets.astype(jnp.int32)
+
+
+def apgd_targeted(
+    logits_fn: base.LogitsFn,
+    x: jax.Array,
+    y: jax.Array,
+    *,
+    key: jax.Array,
+    epsilon: ArrayLike,
+    num_steps: int,
+    num_targets: int = 9,
+    loss: str | base.TargetedLossFn = "dlr",
+    norm: str = "linf",
+    num_restarts: int = 1,
+    rho: float = 0.75,
+) -> jax.Array:
+  """APGD-T: APGD on a targeted loss, once per target among the top-k other classes.
+
+  The targets are :func:`target_classes` of the clean logits. For each target (largest clean
+  logit first) and each restart, :func:`apgd_run` maximises ``loss(logits, y, target)`` (the
+  targeted DLR of :func:`jsnn.losses.targeted_dlr_loss` by default); an example counts as fooled
+  when it is misclassified as *any* class, and keeps the misclassified point of the first run that
+  fooled it: the per-example worst case over the targets. Examples misclassified at ``x`` are
+  returned unchanged. Targets and restarts run in one ``lax.scan``, so they compile once.
+
+  As in :func:`apgd`, every run iterates the whole batch and the examples fooled by an earlier
+  target are masked out at the end rather than gathered out (AutoAttack gathers); the result is
+  the same when ``logits_fn`` treats examples independently, and the number of gradient
+  evaluations is exactly ``num_targets·num_restarts·(num_steps + 1)`` per example.
+
+  Args:
+    logits_fn: images [B, ...] -> logits [B, C].
+    x: clean images [B, ...] in [0, 1].
+    y: integer labels [B].
+    key: PRNG key; split into one key per (target, restart).
+    epsilon: ball radius, traced (scalar).
+    num_steps: iterations per run (static; AutoAttack uses 100).
+    num_targets: k, the number of target classes (static; AutoAttack uses 9), at most C - 1.
+    loss: "dlr" (targeted DLR), "ce" (minus the target's CE) or a function
+      (logits, labels, targets) -> [B].
+    norm: "linf" or "l2".
+    num_restarts: random starts per target (static; AutoAttack uses 1).
+    rho: oscillation threshold (0.75).
+
+  Returns:
+    Adversarial images, x's shape and dtype.
+
+  References:
+    Croce & Hein, "Reliable evaluation of adversarial robustness with an ensemble of diverse
+    parameter-free attacks", ICML 2020.
+  """
+  loss_fn = base.get_targeted_loss(loss)
+  _check_args(epsilon, num_steps, "ce", norm, rho)
+  base.check_num_steps(num_restarts, "num_restarts")
+
+  clean_logits = logits_fn(x)
+  targets = target_classes(clean_logits, y, num_targets)   # [B, k]
+  initially_correct = losses.correct(clean_logits, y)
+
+  def run(inputs):
+    target_index, run_key = inputs
+    target = targets[:, target_index]
+    return apgd_run(
+        logits_fn, x, y, key=run_key, epsilon=epsilon, num_steps=num_steps,
+        loss=lambda logits, labels: loss_fn(logits, labels, target), norm=norm, rho=rho)
+
+  # Targets outer, restarts inner, as AutoAttack loops.
+  target_indices = jnp.repeat(jnp.arange(num_targets), num_restarts)
+  keys = jax.random.split(key, num_targets * num_restarts)
+  return _first_fooling_points(x, ~initially_correct, run, (target_indices, keys))

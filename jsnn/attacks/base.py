@@ -30,9 +30,18 @@ LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 NORMS = ("linf", "l2")
 
+TargetedLossFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+"""Maps (logits [B, C], labels [B], targets [B]) to a per-example loss [B] to maximise."""
+
 LOSSES: Mapping[str, LossFn] = {
     "ce": losses.cross_entropy,
     "dlr": losses.dlr_loss,
+}
+
+# The targeted versions of the same names (APGD-T): raise the target above the label.
+TARGETED_LOSSES: Mapping[str, TargetedLossFn] = {
+    "ce": losses.targeted_cross_entropy,
+    "dlr": losses.targeted_dlr_loss,
 }
 
 # Added to per-example norms before dividing, as torchattacks/AutoAttack do (1e-12).
@@ -64,6 +73,16 @@ def get_loss(loss: str | LossFn) -> LossFn:
   if loss not in LOSSES:
     raise ValueError(f"unknown loss {loss!r}; known losses: {', '.join(LOSSES)}")
   return LOSSES[loss]
+
+
+def get_targeted_loss(loss: str | TargetedLossFn) -> TargetedLossFn:
+  """Resolves a targeted loss name ("ce", "dlr") to its function; callables pass through."""
+  if callable(loss):
+    return loss
+  if loss not in TARGETED_LOSSES:
+    raise ValueError(f"unknown targeted loss {loss!r}; known targeted losses: "
+                     f"{', '.join(TARGETED_LOSSES)}")
+  return TARGETED_LOSSES[loss]
 
 
 def check_num_steps(num_steps: int, name: str = "num_steps") -> int:

@@ -41,7 +41,8 @@ def create_model(name: str, *, num_classes: int, neuron: str = "dlif", time_step
                  dlif_placement: str = "input", leak: float = 0.99, threshold: float = 1.0,
                  surrogate: Union[str, Callable] = "triangle", surrogate_width: float = 1.0,
                  normalization: str = "cifar10", width: float = 1.0, head_width: int = 4096,
-                 dtype: Union[str, Any] = "float32", remat: bool = True) -> flax.linen.Module:
+                 dtype: Union[str, Any] = "float32", remat: bool = True,
+                 gradient_estimator: str = "surrogate") -> flax.linen.Module:
   """Creates a spiking model from the registry ``MODELS``.
 
   Args:
@@ -61,6 +62,9 @@ def create_model(name: str, *, num_classes: int, neuron: str = "dlif", time_step
     dtype: compute dtype, ``"float32"`` or ``"bfloat16"``; parameters stay float32 and the membrane
       runs in float32 either way.
     remat: recompute each neuron's time scan in the backward pass (faster on CPU, less memory).
+    gradient_estimator: the spiking layers' backward pass, one of
+      ``jsnn.spiking.GRADIENT_ESTIMATORS`` ("surrogate" = BPTT with ``surrogate``, what training
+      uses; "bptr", "rga", "hart" for attacks). The forward pass does not depend on it.
 
   Returns:
     A Flax module; ``model.init(key, images, train=False)`` gives its variables.
@@ -72,6 +76,7 @@ def create_model(name: str, *, num_classes: int, neuron: str = "dlif", time_step
   if dlif_placement not in spiking.DLIF_PLACEMENTS:
     raise ValueError(f"unknown dlif_placement {dlif_placement!r}; expected one of "
                      f"{spiking.DLIF_PLACEMENTS}")
+  spiking.check_estimator(gradient_estimator)
   if not isinstance(num_classes, int) or num_classes < 2:
     raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
   if not isinstance(time_steps, int) or time_steps < 1:
@@ -94,7 +99,8 @@ def create_model(name: str, *, num_classes: int, neuron: str = "dlif", time_step
   mean, std = NORMALIZATION[normalization]
   kwargs = dict(num_classes=num_classes, time_steps=time_steps, neuron=neuron,
                 placement=dlif_placement, leak=leak, threshold=threshold, surrogate=surrogate,
-                remat=remat, width=width, mean=mean, std=std, dtype=dtype)
+                remat=remat, width=width, mean=mean, std=std, dtype=dtype,
+                gradient_estimator=gradient_estimator)
   if name.startswith("vgg"):
     kwargs["head_width"] = head_width
   return MODELS[name](**kwargs)

@@ -77,6 +77,9 @@ class SpikingNeuron(nn.Module):
     surrogate: spike surrogate (triangle, Eq. 18, by default).
     is_last: this is the last hidden spiking layer, whose input currents MS-MPPD uses.
     remat: recompute the time scan in the backward pass.
+    gradient_estimator: the backward pass (``jsnn.spiking.GRADIENT_ESTIMATORS``): "surrogate"
+      (BPTT with ``surrogate``, the default), "bptr", "rga" or "hart". The forward pass is the
+      same for all; attacks pick one to differentiate through.
   """
   time_steps: int
   neuron: str = "dlif"
@@ -86,6 +89,7 @@ class SpikingNeuron(nn.Module):
   surrogate: Callable = spiking.Triangle()
   is_last: bool = False
   remat: bool = True
+  gradient_estimator: str = "surrogate"
 
   @nn.compact
   def __call__(self, currents):
@@ -93,7 +97,7 @@ class SpikingNeuron(nn.Module):
     if is_static(currents):
       currents = spiking.direct_encoding(currents, self.time_steps)
     kwargs = dict(leak=self.leak, threshold=self.threshold, surrogate=self.surrogate,
-                  remat=self.remat)
+                  remat=self.remat, estimator=self.gradient_estimator)
     if self.neuron == "dlif":
       # One factor per time step, shared by the whole layer, initialised to 1 (spec §1.3).
       factors = self.param("dlif_factors", nn.initializers.ones, (self.time_steps,), jnp.float32)
@@ -162,7 +166,8 @@ class SpikingNetwork(nn.Module):
   Attributes:
     num_classes: output classes.
     time_steps: T of direct encoding.
-    neuron, placement, leak, threshold, surrogate, remat: see :class:`SpikingNeuron`.
+    neuron, placement, leak, threshold, surrogate, remat, gradient_estimator: see
+      :class:`SpikingNeuron`.
     width: channel multiplier (1.0 is the paper's model).
     mean, std: input normalisation inside the model (inputs are [0, 1] pixels).
     dtype: compute dtype (parameters stay float32).
@@ -179,11 +184,13 @@ class SpikingNetwork(nn.Module):
   mean: Optional[tuple] = None
   std: Optional[tuple] = None
   dtype: Any = jnp.float32
+  gradient_estimator: str = "surrogate"
 
   def spiking_layer(self, is_last: bool = False) -> SpikingNeuron:
     return SpikingNeuron(
         time_steps=self.time_steps, neuron=self.neuron, placement=self.placement, leak=self.leak,
-        threshold=self.threshold, surrogate=self.surrogate, is_last=is_last, remat=self.remat)
+        threshold=self.threshold, surrogate=self.surrogate, is_last=is_last, remat=self.remat,
+        gradient_estimator=self.gradient_estimator)
 
 
 def avg_pool(x, window: int):

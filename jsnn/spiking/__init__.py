@@ -1,10 +1,12 @@
 """Spiking math, pure JAX: Heaviside spikes with surrogate gradients, LIF and DLIF neurons."""
 
-from jsnn.spiking.neurons import DLIF_PLACEMENTS, direct_encoding, dlif, lif, lif_step
+from jsnn.spiking.neurons import (DLIF_PLACEMENTS, GRADIENT_ESTIMATORS, check_estimator,
+                                  direct_encoding, dlif, lif, lif_step, rga_rate_derivative)
 from jsnn.spiking.surrogate import (SURROGATES, Arctan, Rectangular, Sigmoid, StraightThrough,
                                     Triangle, get_surrogate, heaviside, spike)
 
 __all__ = [
-    "DLIF_PLACEMENTS", "direct_encoding", "dlif", "lif", "lif_step", "SURROGATES", "Arctan",
+    "DLIF_PLACEMENTS", "GRADIENT_ESTIMATORS", "check_estimator", "direct_encoding", "dlif", "lif",
+    "lif_step", "rga_rate_derivative", "SURROGATES", "Arctan",
     "Rectangular", "Sigmoid", "StraightThrough", "Triangle", "get_surrogate", "heaviside", "spike",
 ]

@@ -10,10 +10,33 @@ DLIF comes in two placements of its trainable factor ``a[t]`` (one scalar per la
 * ``"input"`` — the reference code (spec §1.3): ``v[t] = λ·u[t−1] + a[t]·I[t]``.
 
 The configs that reproduce the paper's tables use ``"input"``, which produced them.
+
+Gradient estimators. The forward pass is always the exact neuron; ``estimator`` picks the backward
+pass an attack (or training) differentiates through:
+
+* ``"surrogate"`` — backpropagation through time with the per-step surrogate derivative of the
+  spike (Eq. 18's triangle unless another surrogate is given): what the paper trains and attacks
+  with.
+* ``"bptr"`` — backprop through rate (Ding et al., NeurIPS 2022, SNN-RAT's ``RateBp``): the layer
+  is an ANN on firing rates with a ReLU-like rate function, ``∂L/∂J[t] = ∂L/∂s[t]·1[r > 0]``
+  with ``r = mean_t s[t]`` the neuron's firing rate.
+* ``"rga"`` — rate-gradient approximation (Bu et al., ICCV 2023): ``∂L/∂J[t] = ∂L/∂s[t]·r'(J̄)``
+  where ``J̄ = mean_t J[t]`` and ``r'`` is the derivative of the reference code's piecewise-linear
+  LIF rate function (:func:`rga_rate_derivative`).
+* ``"hart"`` — HART's mix of rate and temporal information (Hao et al., ICLR 2024, the ``avg``
+  mode of its code): the per-step surrogate at each step's membrane, without the gradient through
+  the membrane's history, averaged over time:
+  ``∂L/∂J[t] = mean_t' ∂L/∂s[t']·σ(v[t'] − u_th)``.
+
+``J[t]`` is the input current after DLIF's input factor (the membrane's input). The rate-based
+estimators are one ``jax.custom_vjp`` over the whole layer; they give the DLIF factors of the
+``"input"`` placement their gradient through ``J`` and the factors of the ``"leak"`` placement none
+(zero), and they need Python-float ``leak`` and ``threshold``.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import jax
@@ -22,6 +45,13 @@ import jax.numpy as jnp
 from jsnn.spiking.surrogate import Triangle, spike
 
 DLIF_PLACEMENTS = ("input", "leak")
+GRADIENT_ESTIMATORS = ("surrogate", "bptr", "rga", "hart")
+
+# The reference RGA code's rate function (SNN_attack_RGA models/layers.py ``RateBp``): slope
+# RGA_GAMMA on [0, 1 − λ]·u_th, then linear up to rate RGA_RATE_MAX at (1 + RGA_EXTENT)·u_th.
+RGA_GAMMA = 0.2
+RGA_EXTENT = 1.0
+RGA_RATE_MAX = 1.0
 
 
 def _check_leak(leak):
@@ -57,11 +87,107 @@ def lif_step(membrane, current, *, leak=0.99, threshold=1.0, surrogate: Callable
   return v * (1.0 - s), s
 
 
-def _run(currents, leak_factors, input_factors, *, leak, threshold, surrogate, remat):
+def check_estimator(estimator: str) -> str:
+  if estimator not in GRADIENT_ESTIMATORS:
+    raise ValueError(f"unknown gradient estimator {estimator!r}; expected one of "
+                     f"{GRADIENT_ESTIMATORS}")
+  return estimator
+
+
+def rga_rate_derivative(mean_current, *, leak, threshold=1.0):
+  """RGA's derivative of the firing rate with respect to the mean input current.
+
+  The reference code's (written for u_th = 1; here the current is measured in units of u_th):
+  with ``x = J̄/u_th``, slope ``γ = 0.2`` on ``0 ≤ x ≤ 1 − λ`` and
+  ``(1 − γ + γλ)/(λ + 1)`` on ``1 − λ ≤ x ≤ 2`` (both where they meet, as in the reference),
+  0 elsewhere; divided by u_th.
+
+  Args:
+    mean_current: ``J̄``, any shape.
+    leak: λ. threshold: u_th.
+
+  Returns:
+    ``dr/dJ̄``, mean_current's shape.
+  """
+  x = mean_current / threshold
+  upper = (RGA_RATE_MAX - RGA_GAMMA + RGA_GAMMA * leak) / (leak + RGA_EXTENT)
+  slope = (jnp.where((x >= 1 - leak) & (x <= 1 + RGA_EXTENT), upper, 0.0)
+           + jnp.where((x <= 1 - leak) & (x >= 0), RGA_GAMMA, 0.0))
+  return (slope / threshold).astype(mean_current.dtype)
+
+
+def _trace(currents, leak_factors, input_factors, *, leak, threshold, surrogate):
+  """The exact forward scan; returns spikes and each step's membrane before the reset, [T, ...]."""
+
+  def step(membrane, inputs):
+    current, leak_factor, input_factor = inputs
+    # The same expression as lif_step, so the forward pass is bit-identical.
+    v = leak * leak_factor * membrane + input_factor * current
+    s = spike(v, threshold, surrogate)
+    return v * (1.0 - s), (s, v)
+
+  membrane0 = jnp.zeros(currents.shape[1:], jnp.float32)
+  _, (spikes, membranes) = jax.lax.scan(step, membrane0,
+                                        (currents, leak_factors, input_factors))
+  return spikes, membranes
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6))
+def _rate_estimated(currents, leak_factors, input_factors, estimator, leak, threshold, surrogate):
+  """Spikes of the exact (D)LIF scan; the backward pass is the rate-based ``estimator``'s."""
+  return _trace(currents, leak_factors, input_factors, leak=leak, threshold=threshold,
+                surrogate=surrogate)[0]
+
+
+def _rate_estimated_fwd(currents, leak_factors, input_factors, estimator, leak, threshold,
+                        surrogate):
+  spikes, membranes = _trace(currents, leak_factors, input_factors, leak=leak,
+                             threshold=threshold, surrogate=surrogate)
+  if estimator == "bptr":
+    residual = jnp.mean(spikes, axis=0)
+  elif estimator == "rga":
+    residual = jnp.mean(_membrane_input(currents, input_factors), axis=0)
+  else:  # hart
+    residual = membranes
+  return spikes, (residual, currents, leak_factors, input_factors)
+
+
+def _membrane_input(currents, input_factors):
+  """``J[t] = a[t]·I[t]`` (a = 1 for LIF and for the leak placement), [T, ...]."""
+  return input_factors.reshape((-1,) + (1,) * (currents.ndim - 1)) * currents
+
+
+def _rate_estimated_bwd(estimator, leak, threshold, surrogate, residuals, g):
+  residual, currents, leak_factors, input_factors = residuals
+  if estimator == "bptr":
+    grad_j = g * (residual > 0).astype(g.dtype)[None]
+  elif estimator == "rga":
+    grad_j = g * rga_rate_derivative(residual, leak=leak, threshold=threshold)[None]
+  else:  # hart: per-step surrogate, no path through the membrane's history, mean over time.
+    per_step = g * surrogate(residual - threshold).astype(g.dtype)
+    grad_j = jnp.broadcast_to(jnp.mean(per_step, axis=0, keepdims=True), g.shape)
+  factors = input_factors.reshape((-1,) + (1,) * (currents.ndim - 1))
+  grad_currents = factors * grad_j
+  grad_input_factors = jnp.sum(currents * grad_j, axis=tuple(range(1, currents.ndim)))
+  return grad_currents, jnp.zeros_like(leak_factors), grad_input_factors
+
+
+_rate_estimated.defvjp(_rate_estimated_fwd, _rate_estimated_bwd)
+
+
+def _run(currents, leak_factors, input_factors, *, leak, threshold, surrogate, remat,
+         estimator="surrogate"):
   _check_currents(currents)
   _check_leak(leak)
+  check_estimator(estimator)
   out_dtype = currents.dtype
   currents = currents.astype(jnp.float32)
+  if estimator != "surrogate":
+    if not all(isinstance(v, (int, float)) for v in (leak, threshold)):
+      raise ValueError(f"the {estimator!r} gradient estimator needs Python-number leak and "
+                       f"threshold; got {leak!r}, {threshold!r}")
+    return _rate_estimated(currents, leak_factors, input_factors, estimator, float(leak),
+                           float(threshold), surrogate).astype(out_dtype)
 
   def step(membrane, inputs):
     current, leak_factor, input_factor = inputs
@@ -80,14 +206,17 @@ def _run(currents, leak_factors, input_factors, *, leak, threshold, surrogate, r
   return unroll(currents, leak_factors, input_factors).astype(out_dtype)
 
 
-def lif(currents, *, leak=0.99, threshold=1.0, surrogate: Callable = Triangle(), remat=False):
+def lif(currents, *, leak=0.99, threshold=1.0, surrogate: Callable = Triangle(), remat=False,
+        estimator: str = "surrogate"):
   """LIF neuron (paper Eq. 1) over time.
 
   Args:
     currents: input currents ``I``, shape ``[T, ...]``, time-major.
     leak: λ in (0, 1] (0.99 in the paper). threshold: u_th (1.0).
-    surrogate: surrogate derivative for the spike (triangle of Eq. 18, ω = 1).
-    remat: recompute the scan in the backward pass instead of storing it.
+    surrogate: surrogate derivative for the spike (triangle of Eq. 18, ω = 1); also HART's.
+    remat: recompute the scan in the backward pass instead of storing it (surrogate estimator).
+    estimator: the backward pass, one of ``GRADIENT_ESTIMATORS`` (see the module docstring); the
+      forward pass is the same for all.
 
   Returns:
     Spikes ``s``, shape ``[T, ...]``, in ``currents.dtype`` (values exactly 0 or 1).
@@ -95,11 +224,11 @@ def lif(currents, *, leak=0.99, threshold=1.0, surrogate: Callable = Triangle(),
   t = currents.shape[0] if currents.ndim else 0
   ones = jnp.ones((t,), jnp.float32)
   return _run(currents, ones, ones, leak=leak, threshold=threshold, surrogate=surrogate,
-              remat=remat)
+              remat=remat, estimator=estimator)
 
 
 def dlif(currents, factors, *, placement="input", leak=0.99, threshold=1.0,
-         surrogate: Callable = Triangle(), remat=False):
+         surrogate: Callable = Triangle(), remat=False, estimator: str = "surrogate"):
   """Dynamic LIF (paper §3.3) with one trainable factor per time step.
 
   ``placement="leak"`` is the paper's equation ``v[t] = λ·a[t]·u[t−1] + I[t]``;
@@ -110,7 +239,7 @@ def dlif(currents, factors, *, placement="input", leak=0.99, threshold=1.0,
     currents: ``[T, ...]`` time-major input currents.
     factors: ``a``, shape ``[T]``: one scalar per time step, shared by every neuron of the layer.
     placement: ``"input"`` or ``"leak"``.
-    leak, threshold, surrogate, remat: as in :func:`lif`.
+    leak, threshold, surrogate, remat, estimator: as in :func:`lif`.
 
   Returns:
     Spikes, shape ``[T, ...]``.
@@ -125,7 +254,7 @@ def dlif(currents, factors, *, placement="input", leak=0.99, threshold=1.0,
   ones = jnp.ones_like(factors)
   leak_factors, input_factors = (factors, ones) if placement == "leak" else (ones, factors)
   return _run(currents, leak_factors, input_factors, leak=leak, threshold=threshold,
-              surrogate=surrogate, remat=remat)
+              surrogate=surrogate, remat=remat, estimator=estimator)
 
 
 def direct_encoding(images, time_steps: int):
