@@ -1,5 +1,11 @@
 r"""Reduced protocol for a 2-core CPU: Table 2's ablation, every row × 3 seeds, in about 2 hours.
 
+!!! Not usable yet. Measured on 2026-11-28, the first row (DLIF, ρ = 0, seed 0) stayed at chance:
+    train and test accuracy 10.0 % after its 4 epochs (the 64-unit head barely spikes at
+    initialisation). configs/cifar10_cpu.py (1/4 width, 256-unit head, 20 epochs) does learn
+    (54.9 % natural, 47.2 % AT) but costs about 26 minutes per AT run here; this protocol must be
+    re-sized between the two, with a check that every row learns, before the sweep is run.
+
     python -m experiments.sweep --rows table2 --protocol reduced --seeds 0,1,2 \
         --root results/table2_reduced
     python train.py --config configs/cifar10_reduced.py:at,rho=1,seed=0 --workdir runs/reduced_rho1

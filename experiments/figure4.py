@@ -72,8 +72,11 @@ def factors_from_params(params, order=None) -> list[list[float]]:
     rank = {tuple(p): i for i, p in enumerate(order)}
     found.sort(key=lambda item: rank.get(item[0], len(rank)))
   else:
-    # SpikingNeuron_10 after _9: compare the numeric suffixes as numbers.
-    found.sort(key=lambda item: (item[0][:-1], item[1]))
+    # SpikingNeuron_10 after _9: compare every path element's numeric suffix as a number.
+    def natural(path):
+      parts = [re.match(r"^(.*?)(\d*)$", name).groups() for name in path]
+      return tuple((stem, int(digits) if digits else -1) for stem, digits in parts)
+    found.sort(key=lambda item: natural(item[0]))
   return [f.astype(float).tolist() for _, _, f in found]
 
 

@@ -123,7 +123,9 @@ def config_differences(saved: dict, current: dict) -> list[str]:
   """Keys whose values differ, ignoring those that do not change the result."""
   a, b = _flatten(saved), _flatten(current)
   ignored = lambda k: any(k == p or k.startswith(p + ".") for p in RESUME_IGNORED_KEYS)
-  return sorted(k for k in set(a) | set(b) if not ignored(k) and a.get(k) != b.get(k))
+  # Keys the saved run did not have come from a newer jsnn; they could not have affected it.
+  return sorted(k for k in set(a) | set(b)
+                if not ignored(k) and k in a and a.get(k) != b.get(k))
 
 
 # -------------------------------------------------------------------------------------------------

@@ -236,14 +236,18 @@ def test_theorem31_ratios_stay_within_the_bounds_on_a_tiny_model():
 def test_figure4_orders_dlif_factors_by_the_forward_pass():
   from experiments import figure4
 
-  # WRN16 has 13 spiking layers: names sort as _0, _1, _10, … in the parameter dict.
+  # WRN16 has 13 spiking layers, 12 inside the blocks and the last one at the top level; within
+  # a module they are numbered _0, _1, …, _10, … which sort wrongly as strings.
   model = models.create_model("wrn16", num_classes=10, width=0.125, time_steps=2)
   variables = models.init_model(model, jax.random.key(0))
-  params = dict(variables["params"])
-  for name in params:
-    if name.startswith("SpikingNeuron_"):
-      params[name] = {"dlif_factors": np.full(2, float(name.split("_")[1]))}
   order = figure4.spiking_layer_order(model, variables)
+  assert len(order) == 13 and order[-1] == ("SpikingNeuron_0",)
+  params = jax.tree_util.tree_map(np.asarray, variables["params"])
+  for i, path in enumerate(order):
+    node = params
+    for name in path:
+      node = node[name]
+    node["dlif_factors"] = np.full(2, float(i))
   factors = figure4.factors_from_params(params, order)
   assert factors == [[float(i)] * 2 for i in range(13)]
   assert figure4.factors_from_params(params) == factors

@@ -201,3 +201,14 @@ def normalized_step(grad: jax.Array, step_size: ArrayLike) -> jax.Array:
 def get_step(norm: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
   """The steepest-ascent step rule for a norm: ``sign_step`` (linf) or ``normalized_step`` (l2)."""
   return {"linf": sign_step, "l2": normalized_step}[check_norm(norm)]
+
+
+def iterate(num_steps: int, body: Callable, init):
+  """``lax.fori_loop(0, num_steps, body, init)``, fully unrolled when running on a CPU.
+
+  XLA:CPU runs a model inside a while-loop body about twice as slowly as the same code outside one
+  (measured: PGD-10 on VGG11, T = 8, 16 images, 2 cores: 49.8 s in a ``fori_loop``, 22.6 s
+  unrolled), so on CPU the iterations are unrolled: longer compiles, faster attacks. Elsewhere the
+  loop stays rolled and compiles once whatever ``num_steps``.
+  """
+  return jax.lax.fori_loop(0, num_steps, body, init, unroll=jax.default_backend() == "cpu")

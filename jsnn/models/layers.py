@@ -11,6 +11,7 @@ first neuron.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable, Optional
 
@@ -186,11 +187,16 @@ class SpikingNetwork(nn.Module):
   dtype: Any = jnp.float32
   gradient_estimator: str = "surrogate"
 
-  def spiking_layer(self, is_last: bool = False) -> SpikingNeuron:
-    return SpikingNeuron(
-        time_steps=self.time_steps, neuron=self.neuron, placement=self.placement, leak=self.leak,
-        threshold=self.threshold, surrogate=self.surrogate, is_last=is_last, remat=self.remat,
+  def neuron_factory(self) -> Callable[..., SpikingNeuron]:
+    """``SpikingNeuron`` with this network's settings; a plain callable, so that sub-modules (also
+    under ``nn.remat``) create their neurons as their own children."""
+    return functools.partial(
+        SpikingNeuron, time_steps=self.time_steps, neuron=self.neuron, placement=self.placement,
+        leak=self.leak, threshold=self.threshold, surrogate=self.surrogate, remat=self.remat,
         gradient_estimator=self.gradient_estimator)
+
+  def spiking_layer(self, is_last: bool = False) -> SpikingNeuron:
+    return self.neuron_factory()(is_last=is_last)
 
 
 def avg_pool(x, window: int):

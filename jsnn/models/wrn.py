@@ -71,7 +71,7 @@ class SpikingWideResNet(layers.SpikingNetwork):
     x = layers.Conv(channels[0], use_bias=False, dtype=self.dtype)(x)
     for group, strides in zip(range(3), (1, 2, 2)):
       for i in range(blocks_per_group):
-        x = BasicBlock(channels[group + 1], strides if i == 0 else 1, self.spiking_layer,
+        x = BasicBlock(channels[group + 1], strides if i == 0 else 1, self.neuron_factory(),
                        dtype=self.dtype)(x, train)
     x = self.spiking_layer(is_last=True)(layers.BatchNorm(dtype=self.dtype)(x, train))
     x = jnp.mean(x, axis=(2, 3))   # global average pool of the spike maps: [T, B, C]
