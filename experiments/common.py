@@ -83,19 +83,11 @@ def cast_like(current, value: str):
 
 
 def atomic_write(path: str, write: Callable[[Any], None], mode: str = "w") -> None:
-  """Writes through a temporary file in the same directory and renames it over ``path``, so a
-  reader (or a killed writer) never sees half a file."""
+  """:func:`jsnn._io.atomic_write`, creating the directory first: a reader (or a killed writer)
+  never sees half a file."""
+  from jsnn import _io   # no JAX import: the report command stays light
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = f"{path}.tmp{os.getpid()}"
-  try:
-    with open(tmp, mode) as f:
-      write(f)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  _io.atomic_write(path, write, mode)
 
 
 def write_json(path: str, obj) -> None:

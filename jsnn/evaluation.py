@@ -75,6 +75,7 @@ import numpy as np
 
 from jsnn import __version__ as JSNN_VERSION
 from jsnn import attacks, data, losses, models, parallel, perturbation, spiking, trainer
+from jsnn._io import atomic_write
 from jsnn.attacks.registry import (PAPER_EPSILON, STANDARD_QUERIES, STANDARD_STEPS,
                                    STANDARD_TARGETS)
 
@@ -667,22 +668,8 @@ def _eps255(epsilon: float) -> str:
   return f"{epsilon * 255:.4g}/255"
 
 
-def _atomic_write(path: str, write: Callable[[Any], None], mode: str = "w") -> None:
-  """Writes to a temporary file in the same directory, then renames it over ``path``."""
-  tmp = f"{path}.tmp{os.getpid()}"
-  try:
-    with open(tmp, mode) as f:
-      write(f)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-
-
 def _write_json(path: str, obj) -> None:
-  _atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2) + "\n"))
+  atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2) + "\n"))
 
 
 def _read_json(path: str, what: str) -> Optional[dict]:
@@ -712,7 +699,7 @@ def _read_flags(path: str) -> dict[str, np.ndarray]:
 
 
 def _write_flags(path: str, flags: Mapping[str, np.ndarray]) -> None:
-  _atomic_write(path, lambda f: np.savez_compressed(f, **flags), mode="wb")
+  atomic_write(path, lambda f: np.savez_compressed(f, **flags), mode="wb")
 
 
 def _fingerprint(settings: Mapping[str, Any]) -> str:
@@ -1224,7 +1211,7 @@ def evaluate_checkpoint(config, workdir: str) -> dict[str, Any]:
   table = _format_report(ctx, results, accuracies, base_names, checks, warnings)
   if ctx.is_main:
     _write_json(paths["json"], results)
-    _atomic_write(paths["csv"], lambda f: f.write(_csv(results, order)))
+    atomic_write(paths["csv"], lambda f: f.write(_csv(results, order)))
     print(table, flush=True)
   return {"accuracies": accuracies, "computed": computed, "reused": reused, "traces": traces,
           "checks": checks, "warnings": warnings, "table": table, "results": results,
@@ -1454,5 +1441,5 @@ def _plot_sweep(points, paths) -> None:
     ax.set_ylabel(label)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120), mode="wb")
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120), mode="wb")
     plt.close(fig)
