@@ -201,3 +201,15 @@ def test_a_partial_save_left_by_a_kill_is_ignored(tmp_path):
   assert meta["step"] == 2
   summary = trainer.train_and_evaluate(config, str(tmp_path))
   assert summary["start_step"] == 2 and int(summary["state"].step) == 4
+
+
+@pytest.mark.slow
+def test_reduced_cpu_config_learns_real_cifar10(tmp_path, cifar10_mini_path):
+  """Two epochs of configs/cifar10_cpu.py:natural on CIFAR-10-mini beat chance (10 %) clearly."""
+  from configs import cifar10_cpu
+  config = cifar10_cpu.get_config("natural")
+  config.data.dir = cifar10_mini_path
+  config.training.epochs = 2
+  config.logging.progress_bar = False
+  summary = trainer.train_and_evaluate(config, str(tmp_path))
+  assert summary["test_accuracy"] > 0.2, summary["test_accuracy"]
