@@ -159,6 +159,25 @@ def save_figure(fig, path: str, dpi: int = 120) -> None:
 # -------------------------------------------------------------------------------------------------
 
 
+def add_workdir_arguments(parser, *, workdir_help: str, out: str) -> None:
+  """``--workdir`` (repeatable), ``--label`` (one per workdir) and ``--out`` for a figure command."""
+  parser.add_argument("--workdir", action="append", required=True, help=workdir_help)
+  parser.add_argument("--label", action="append", default=[],
+                      help="label per workdir (same label = averaged); default: the directory")
+  parser.add_argument("--out", default=out, help="output directory")
+
+
+def group_workdirs(workdirs: Sequence[str], labels: Sequence[str],
+                   load: Callable[[str], Any]) -> list[tuple[str, list]]:
+  """``load(workdir)`` for every workdir, grouped by label in first-seen order; workdirs without a
+  label are labelled with their directory name."""
+  labels = list(labels) + [os.path.basename(os.path.normpath(w)) for w in workdirs[len(labels):]]
+  groups: dict[str, list] = {}
+  for workdir, label in zip(workdirs, labels):
+    groups.setdefault(label, []).append(load(workdir))
+  return list(groups.items())
+
+
 def mean_std(values: Iterable[float]) -> tuple[float, float, int]:
   """Mean, sample standard deviation (n − 1; 0 for one value) and count."""
   values = [float(v) for v in values]

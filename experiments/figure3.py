@@ -71,18 +71,11 @@ def plot(groups: list[dict], path: str) -> None:
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--workdir", action="append", required=True,
-                      help="a workdir with eps_sweep.json (repeatable)")
-  parser.add_argument("--label", action="append", default=[],
-                      help="label per workdir (same label = averaged); default: the directory")
-  parser.add_argument("--out", default="results/figure3", help="output directory")
+  common.add_workdir_arguments(parser, workdir_help="a workdir with eps_sweep.json (repeatable)",
+                               out="results/figure3")
   args = parser.parse_args(argv)
-  labels = args.label + [os.path.basename(os.path.normpath(w))
-                         for w in args.workdir[len(args.label):]]
-  groups = {}
-  for workdir, label in zip(args.workdir, labels):
-    groups.setdefault(label, []).append(load_sweep(workdir))
-  groups = [{"label": k, "sweeps": v} for k, v in groups.items()]
+  groups = [{"label": label, "sweeps": sweeps}
+            for label, sweeps in common.group_workdirs(args.workdir, args.label, load_sweep)]
   os.makedirs(args.out, exist_ok=True)
   plot(groups, os.path.join(args.out, "figure3.png"))
   common.write_json(os.path.join(args.out, "figure3.json"), {

@@ -86,17 +86,10 @@ def plot(groups: list[dict], path: str, keys=KEYS) -> None:
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--workdir", action="append", required=True, help="a training workdir")
-  parser.add_argument("--label", action="append", default=[],
-                      help="label per workdir (same label = averaged); default: the directory")
-  parser.add_argument("--out", default="results/figure5", help="output directory")
+  common.add_workdir_arguments(parser, workdir_help="a training workdir", out="results/figure5")
   args = parser.parse_args(argv)
-  labels = args.label + [os.path.basename(os.path.normpath(w))
-                         for w in args.workdir[len(args.label):]]
-  groups = {}
-  for workdir, label in zip(args.workdir, labels):
-    groups.setdefault(label, []).append(load_curves(workdir))
-  groups = [{"label": k, "curves": v} for k, v in groups.items()]
+  groups = [{"label": label, "curves": curves}
+            for label, curves in common.group_workdirs(args.workdir, args.label, load_curves)]
   os.makedirs(args.out, exist_ok=True)
   plot(groups, os.path.join(args.out, "figure5.png"))
   common.write_json(os.path.join(args.out, "figure5.json"),
