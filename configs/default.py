@@ -29,6 +29,8 @@ def get_config(arg=None):
   config.model.width = 1.0              # channel multiplier (1.0 = the paper's model)
   config.model.head_width = 4096        # VGG hidden FC width (4096 in the paper)
   config.model.dtype = "float32"        # compute dtype: float32 | bfloat16 (params stay float32)
+  # direct (the paper's) | poisson (rate-coded input spikes: stochastic, evaluate with EOT)
+  config.model.encoding = "direct"
   config.model.remat = True             # recompute each neuron's time scan in the backward pass
 
   config.data = ml_collections.ConfigDict()
@@ -87,6 +89,12 @@ def get_config(arg=None):
   # Also run every gradient attack through these (bptr, rga, hart, or a surrogate[:width] such as
   # sigmoid:4, straight_through), with the per-example worst case; "" = none ("full": all four).
   config.eval.estimators = ""
+  # Stochastic models (model.encoding=poisson): attack the expectation over this many draws (EOT)
+  # and score by majority vote over as many; 1 on a stochastic model is warned about.
+  config.eval.eot_draws = 1
+  # Masking check: also craft each gradient attack on this run's model (another workdir, say the
+  # same model trained with another surrogate) and count where the transfer beats white-box.
+  config.eval.transfer_from = ""
   config.eval.sweep_epsilons = "10,20,30,40,50,60,70,80,90,100"  # Figure 3 sweep, in /255
   config.eval.sanity_checks = True      # also run PGD-10 at ε=64/255 and the zero-gradient count
   config.eval.progress_bar = True       # one progress bar per attack

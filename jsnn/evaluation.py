@@ -89,6 +89,8 @@ SWEEP_PLOT = "eps_sweep.png"
 SWEEP_MPPD_PLOT = "eps_sweep_mppd.png"
 
 WORST_CASE = "worst-case"
+# Variant name of the transfer attacks (eval.transfer_from): "<attack>@transfer".
+TRANSFER = "transfer"
 STANDARD = "standard"
 SUITES = ("paper", "standard", "full")
 # Gradient estimators the full suite adds when eval.estimators is empty.
@@ -204,6 +206,8 @@ class EvalSettings:
   suite: str = "paper"
   cascade: tuple[attacks.AttackSpec, ...] = ()
   estimators: tuple["Estimator", ...] = ()
+  eot_draws: int = 1
+  transfer_from: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,6 +273,13 @@ def settings_from_config(config) -> EvalSettings:
   if suite not in SUITES:
     raise ValueError(f"unknown eval.suite {suite!r}; expected one of {', '.join(SUITES)}")
   num_targets = _int_setting(e, "apgd_targets", STANDARD_TARGETS, 1)
+  eot_draws = e.get("eot_draws", 1)
+  if isinstance(eot_draws, bool) or not isinstance(eot_draws, int) or eot_draws < 1:
+    raise ValueError(f"eval.eot_draws, the EOT draws per gradient and votes per prediction of a "
+                     f"stochastic model, must be an integer >= 1, got {eot_draws!r}")
+  transfer_from = e.get("transfer_from", "")
+  if not isinstance(transfer_from, str):
+    raise ValueError(f"eval.transfer_from must be a workdir path or '', got {transfer_from!r}")
   cascade_steps = _int_setting(e, "cascade_steps", STANDARD_STEPS, 1)
   square_queries = e.get("square_queries", STANDARD_QUERIES)
   if isinstance(square_queries, bool) or not isinstance(square_queries, int) or square_queries < 1:
@@ -321,7 +332,7 @@ def settings_from_config(config) -> EvalSettings:
       sanity_checks=bool(e.get("sanity_checks", True)),
       progress_bar=bool(e.get("progress_bar", True)), data_dir=e.get("data_dir", ""),
       tfds_data_dir=e.get("tfds_data_dir", ""), suite=suite, cascade=cascade,
-      estimators=estimators)
+      estimators=estimators, eot_draws=eot_draws, transfer_from=transfer_from)
 
 
 def passes_per_image(spec: attacks.AttackSpec) -> tuple[int, int]:
@@ -358,8 +369,46 @@ def _logits(model, variables, x):
   return models.apply_model(model, variables, x, train=False)[0]
 
 
+def _one_draw(model, variables) -> attacks.StochasticLogitsFn:
+  """``(x, key) -> logits`` of one input-encoding draw of a stochastic model."""
+  return lambda x, k: models.apply_model(model, variables, x, train=False, rng=k)[0]
+
+
+class _Draws(NamedTuple):
+  """How a step sees the model: through EOT and majority votes when it is stochastic.
+
+  ``attack_key`` is the key the attack's random starts use (unchanged for a deterministic model,
+  so adding EOT changed no stored result); ``eot_key`` keys the attack's EOT draws and
+  ``vote_key`` the scoring votes, independent of them.
+  """
+  attack_key: jax.Array
+  eot_key: Optional[jax.Array]
+  vote_key: Optional[jax.Array]
+  num_draws: int
+
+  @classmethod
+  def split(cls, model, key, eot_draws: int) -> "_Draws":
+    if not models.is_stochastic(model):
+      return cls(key, None, None, 1)
+    attack_key, eot_key, vote_key = jax.random.split(key, 3)
+    return cls(attack_key, eot_key, vote_key, eot_draws)
+
+  def logits_fn(self, model, variables) -> attacks.LogitsFn:
+    """What an attack differentiates: the model, or its EOT expectation."""
+    if self.eot_key is None:
+      return functools.partial(_logits, model, variables)
+    return attacks.expected_logits(_one_draw(model, variables), self.eot_key, self.num_draws)
+
+  def correct(self, model, variables, x, labels):
+    """[B] bool: the prediction (a majority vote for a stochastic model) equals the label."""
+    if self.vote_key is None:
+      return losses.correct(_logits(model, variables, x), labels)
+    return attacks.majority_vote(_one_draw(model, variables), self.vote_key, x,
+                                 self.num_draws) == labels
+
+
 def make_attack_step(spec: attacks.AttackSpec, model, attack_model=None, *,
-                     with_stats: bool = False) -> Callable:
+                     with_stats: bool = False, eot_draws: int = 1) -> Callable:
   """``step(variables, images, labels, mask, key, epsilon) -> correct [B] bool`` for one attack.
 
   Args:
@@ -369,7 +418,10 @@ def make_attack_step(spec: attacks.AttackSpec, model, attack_model=None, *,
       surrogate or gradient estimator. Defaults to ``model``.
     with_stats: return ``{"correct", "forward", "backward", "queries"}`` ([B] each): the flags and
       what the attack ran on each example (:class:`jsnn.attacks.AttackStats`, the scoring forward
-      excluded), 0 on padding rows.
+      excluded, each EOT draw counted as a pass), 0 on padding rows.
+    eot_draws: for a stochastic model (:func:`jsnn.models.is_stochastic`), the attack follows
+      the expectation over this many draws (:func:`jsnn.attacks.expected_logits`) and the score is
+      a majority vote over as many fresh ones; ignored for a deterministic model.
 
   Returns:
     A pure function to jit: ``images`` uint8 [B, 32, 32, 3], ``labels`` int32 [B], ``mask`` bool
@@ -378,40 +430,50 @@ def make_attack_step(spec: attacks.AttackSpec, model, attack_model=None, *,
   """
   attack = attacks.make_attack(spec, with_stats=True)
   attack_model = model if attack_model is None else attack_model
+  attacks.eot.check_num_draws(eot_draws, "eot_draws")
 
   def step(variables, images, labels, mask, key, epsilon):
     x = data.to_float(images)
-    logits_fn = functools.partial(_logits, attack_model, variables)
-    x_adv, stats = attack(logits_fn, x, labels, key=key, epsilon=epsilon, mask=mask)
-    correct = losses.correct(_logits(model, variables, x_adv), labels) & mask
+    draws = _Draws.split(model, key, eot_draws)
+    x_adv, stats = attack(draws.logits_fn(attack_model, variables), x, labels,
+                          key=draws.attack_key, epsilon=epsilon, mask=mask)
+    correct = draws.correct(model, variables, x_adv, labels) & mask
     if not with_stats:
       return correct
-    return {"correct": correct,
-            **{k: jnp.where(mask, v, 0) for k, v in stats._asdict().items()}}
+    passes = {k: jnp.where(mask, v * (1 if k == "queries" else draws.num_draws), 0)
+              for k, v in stats._asdict().items()}
+    return {"correct": correct, **passes}
 
   return step
 
 
-def make_zero_gradient_step(model, attack_model=None, *, near_zero: bool = False) -> Callable:
+def make_zero_gradient_step(model, attack_model=None, *, near_zero: bool = False,
+                            eot_draws: int = 1) -> Callable:
   """Same signature; True where a correctly classified clean example has an all-zero gradient.
 
   The gradient is that of the cross-entropy with respect to the input, through ``attack_model``'s
-  surrogate. An exactly zero gradient gives a gradient attack no direction at all (the surrogate's
-  support missed every neuron, or the softmax saturated), so such examples look robust for free.
+  surrogate (of the EOT expectation for a stochastic model). An exactly zero gradient gives a
+  gradient attack no direction at all (the surrogate's support missed every neuron, or the softmax
+  saturated), so such examples look robust for free.
 
   With ``near_zero`` the step returns ``{"zero", "near_zero", "correct"}`` ([B] bool each): also
   whether the gradient's largest entry is below :data:`NEAR_ZERO_GRADIENT` (on correct examples),
   and which examples are classified correctly.
   """
   attack_model = model if attack_model is None else attack_model
+  attacks.eot.check_num_draws(eot_draws, "eot_draws")
 
   def step(variables, images, labels, mask, key, epsilon):
-    del key, epsilon  # Deterministic, at the clean point.
-    logits_fn = functools.partial(_logits, attack_model, variables)
-    grad, _, logits = attacks.input_gradient(losses.cross_entropy, logits_fn,
-                                             data.to_float(images), labels)
+    del epsilon  # At the clean point.
+    draws = _Draws.split(model, key, eot_draws)
+    x = data.to_float(images)
+    grad, _, logits = attacks.input_gradient(losses.cross_entropy,
+                                             draws.logits_fn(attack_model, variables), x, labels)
     axes = tuple(range(1, grad.ndim))
-    correct = losses.correct(logits, labels) & mask
+    if draws.vote_key is None and attack_model is model:
+      correct = losses.correct(logits, labels) & mask
+    else:
+      correct = draws.correct(model, variables, x, labels) & mask
     zero = jnp.all(grad == 0, axis=axes) & correct
     if not near_zero:
       return zero
@@ -422,28 +484,59 @@ def make_zero_gradient_step(model, attack_model=None, *, near_zero: bool = False
 
 
 def make_sweep_step(spec: attacks.AttackSpec, model, attack_model=None, *,
-                    leak: float = 0.99) -> Callable:
+                    leak: float = 0.99, eot_draws: int = 1) -> Callable:
   """Same signature; returns ``{"correct": [B] bool, "ms_mppd": [B] float32}`` (Figure 3).
 
   ``ms_mppd`` is :func:`jsnn.perturbation.ms_mppd` of the clean minus adversarial input currents
   of the last spiking layer, per example (the mean over T and neurons), 0 on padding rows. Both
-  forwards run in eval mode, and the adversarial one also scores the attack.
+  forwards run in eval mode. For a stochastic model both use the same encoding draw (common random
+  numbers, so the difference is the attack's), the attack uses EOT and the score a majority vote.
   """
   attack = attacks.make_attack(spec)
   attack_model = model if attack_model is None else attack_model
   capture = [models.LAST_SPIKING_LAYER]
+  attacks.eot.check_num_draws(eot_draws, "eot_draws")
 
   def step(variables, images, labels, mask, key, epsilon):
     x = data.to_float(images)
-    x_adv = attack(functools.partial(_logits, attack_model, variables), x, labels, key=key,
+    draws = _Draws.split(model, key, eot_draws)
+    x_adv = attack(draws.logits_fn(attack_model, variables), x, labels, key=draws.attack_key,
                    epsilon=epsilon)
-    _, _, clean = models.apply_model(model, variables, x, train=False, capture=capture)
-    logits, _, adv = models.apply_model(model, variables, x_adv, train=False, capture=capture)
+    _, _, clean = models.apply_model(model, variables, x, train=False, capture=capture,
+                                     rng=draws.vote_key)
+    _, _, adv = models.apply_model(model, variables, x_adv, train=False, capture=capture,
+                                   rng=draws.vote_key)
     delta = (clean[models.LAST_SPIKING_LAYER]["currents"]
              - adv[models.LAST_SPIKING_LAYER]["currents"])    # [T, B, ...]
     per_example = jax.vmap(lambda d: perturbation.ms_mppd(d[:, None], leak), in_axes=1)(delta)
-    return {"correct": losses.correct(logits, labels) & mask,
+    return {"correct": draws.correct(model, variables, x_adv, labels) & mask,
             "ms_mppd": jnp.where(mask, per_example, 0.0)}
+
+  return step
+
+
+def make_transfer_step(spec: attacks.AttackSpec, model, source_model, *,
+                       eot_draws: int = 1) -> Callable:
+  """Like :func:`make_attack_step` (with stats), the attack crafted on another model.
+
+  ``variables`` is ``{"target": ..., "source": ...}``: the attack follows ``source_model`` with
+  the source variables (through EOT if it is stochastic) and the result is scored on ``model``.
+  A transfer attack that fools an example every white-box attack left correct means the white-box
+  gradients of ``model`` were masked (Athalye et al., 2018). The pass counts are the source's.
+  """
+  attack = attacks.make_attack(spec, with_stats=True)
+  attacks.eot.check_num_draws(eot_draws, "eot_draws")
+
+  def step(variables, images, labels, mask, key, epsilon):
+    x = data.to_float(images)
+    source = _Draws.split(source_model, key, eot_draws)
+    target = _Draws.split(model, jax.random.fold_in(key, 1), eot_draws)
+    x_adv, stats = attack(source.logits_fn(source_model, variables["source"]), x, labels,
+                          key=source.attack_key, epsilon=epsilon, mask=mask)
+    correct = target.correct(model, variables["target"], x_adv, labels) & mask
+    passes = {k: jnp.where(mask, v * (1 if k == "queries" else source.num_draws), 0)
+              for k, v in stats._asdict().items()}
+    return {"correct": correct, **passes}
 
   return step
 
@@ -552,7 +645,10 @@ def sanity_checks(results: Mapping[str, Any]) -> list[Check]:
     near-zero) input gradient (``results["check_runs"]["zero_gradient"]["count"]`` and
     ``["near_zero_count"]``); ``zero-gradient@<estimator>`` the same under each estimator variant;
   * ``square-vs-white-box``: Square fools no image that every white-box attack left correct
-    (``results["masking"]["square_vs_white_box"]["count"]``).
+    (``results["masking"]["square_vs_white_box"]["count"]``);
+  * ``transfer-vs-white-box``: no attack crafted on another model (``eval.transfer_from``) fools
+    an image that every white-box attack left correct
+    (``results["masking"]["transfer_vs_white_box"]["count"]``).
 
   The comparisons allow a slack of ``TOLERANCE`` (0.5 percentage points) or one example, whichever
   is larger.
@@ -635,6 +731,15 @@ def sanity_checks(results: Mapping[str, Any]) -> list[Check]:
         f"every white-box attack ({len(square['white_box'])} runs) left correct"
         + (": a gradient-free attack beating the gradient attacks means masked gradients"
            if count else "")))
+  transfer = results.get("masking", {}).get("transfer_vs_white_box")
+  if transfer:
+    count = int(transfer["count"])
+    checks.append(Check(
+        "transfer-vs-white-box", count == 0,
+        f"attacks crafted on {transfer['source']} fool {count} of {transfer['total']} images "
+        f"that every white-box attack ({len(transfer['white_box'])} runs) left correct"
+        + (": a black-box transfer beating white-box attacks means the white-box gradients are "
+           "masked" if count else "")))
   return checks
 
 
@@ -718,6 +823,13 @@ class _Variant(NamedTuple):
   surrogate: dict
 
 
+class _Transfer(NamedTuple):
+  """The source of the transfer attacks (eval.transfer_from): its model, variables and record."""
+  model: Any
+  variables: Any
+  record: dict
+
+
 class _Context(NamedTuple):
   settings: EvalSettings
   workdir: str
@@ -733,6 +845,9 @@ class _Context(NamedTuple):
   data_source: str
   is_main: bool
   variants: dict = {}
+  eot_draws: int = 1                   # what the steps use: eval.eot_draws, or 1 if deterministic
+  notes: tuple = ()                    # warnings about the setup, printed and recorded
+  transfer: Optional["_Transfer"] = None
 
 
 def _surrogate_override(name: str, width: Optional[float]) -> dict:
@@ -836,28 +951,73 @@ def _prepare(config, workdir: str) -> _Context:
                      f"{len(labels)} test examples of {source}")
   if settings.num_examples:
     images, labels = images[:settings.num_examples], labels[:settings.num_examples]
+  eot_draws, notes = settings.eot_draws, []
+  if models.is_stochastic(model) and eot_draws == 1:
+    notes.append(
+        f"the model is stochastic ({run_config.model.encoding} input encoding) but eval.eot_draws "
+        f"is 1: every attack follows the gradient of a single random draw and every prediction is "
+        f"one draw, which overstates robustness (the randomness masks the gradient). Set "
+        f"--config.eval.eot_draws to 10 or more.")
+  elif not models.is_stochastic(model) and eot_draws > 1:
+    notes.append(f"eval.eot_draws = {eot_draws} ignored: the model is deterministic "
+                 f"({run_config.model.get('encoding', 'direct')} encoding), every draw is the same")
+    eot_draws = 1
+  transfer = _restore_transfer_source(settings, workdir, run_config, meta)
   return _Context(settings, workdir, mesh, run_config, model, attack_model, variables, meta,
                   surrogate, images, labels.astype(np.int32), source, jax.process_index() == 0,
-                  variants)
+                  variants, eot_draws, tuple(notes), transfer)
+
+
+def _restore_transfer_source(settings: EvalSettings, workdir: str, run_config,
+                             meta) -> Optional[_Transfer]:
+  """The model of ``eval.transfer_from``, checked to classify the same data."""
+  if not settings.transfer_from:
+    return None
+  source_dir = os.path.abspath(settings.transfer_from)
+  if source_dir == workdir:
+    raise ValueError(f"eval.transfer_from is the evaluated workdir itself ({source_dir}); name "
+                     f"another run, e.g. the same model trained with another surrogate")
+  if not os.path.isdir(source_dir):
+    raise ValueError(f"eval.transfer_from {settings.transfer_from!r} is not a directory")
+  src_config, src_model, src_variables, src_meta = trainer.restore_checkpoint(
+      source_dir, settings.checkpoint)
+  if (src_config.data.name != run_config.data.name
+      or int(src_meta["num_classes"]) != int(meta["num_classes"])):
+    raise ValueError(f"eval.transfer_from {source_dir} was trained on {src_config.data.name} "
+                     f"({src_meta['num_classes']} classes), the evaluated model on "
+                     f"{run_config.data.name} ({meta['num_classes']} classes)")
+  m = src_config.model
+  record = {"workdir": source_dir, "checkpoint": settings.checkpoint,
+            "checkpoint_step": int(src_meta["step"]), "model": m.name, "neuron": m.neuron,
+            "surrogate": m.surrogate, "surrogate_width": m.surrogate_width,
+            "encoding": m.get("encoding", "direct"), "seed": src_config.seed}
+  return _Transfer(src_model, src_variables, record)
 
 
 def _common_settings(ctx: _Context, variant: Optional[str] = None) -> dict:
   """What identifies a result besides the attack: the model, the examples, the seed, and the
   gradient the attack follows (an estimator variant adds its estimator)."""
-  surrogate = ctx.variants[variant].surrogate if variant else ctx.surrogate
+  surrogate = ctx.variants[variant].surrogate if variant in ctx.variants else ctx.surrogate
   common = {"checkpoint": ctx.settings.checkpoint, "checkpoint_step": int(ctx.meta["step"]),
             "dataset": ctx.run_config.data.name, "num_examples": len(ctx.labels),
             "seed": ctx.settings.seed, "surrogate": surrogate["name"],
             "surrogate_width": surrogate["width"]}
-  if variant:
+  if variant == TRANSFER:
+    common.update(surrogate=ctx.transfer.record["surrogate"],
+                  surrogate_width=ctx.transfer.record["surrogate_width"],
+                  transfer_from=ctx.transfer.record)
+  elif variant:
     common["gradient_estimator"] = surrogate["gradient_estimator"]
     common["estimator"] = variant
+  if models.is_stochastic(ctx.model):
+    # Keys only stochastic models have, so that deterministic results keep their fingerprints.
+    common["eot_draws"] = ctx.eot_draws
   return common
 
 
 def _attack_settings(spec: attacks.AttackSpec, epsilon: float, ctx: _Context,
                      variant: Optional[str] = None) -> dict:
-  fwd, bwd = passes_per_image(spec)
+  fwd, bwd = _expected_passes(spec, ctx, variant)
   common = _common_settings(ctx, variant)
   # Settings that cannot change this attack's result are left out, so changing them reuses it.
   if not spec.needs_key:
@@ -883,7 +1043,19 @@ def _attack_settings(spec: attacks.AttackSpec, epsilon: float, ctx: _Context,
   return settings
 
 
-def _measure(step, ctx: _Context, *, key, epsilon: float, desc: str, subset=None):
+def _expected_passes(spec: attacks.AttackSpec, ctx: _Context,
+                     variant: Optional[str] = None) -> tuple[int, int]:
+  """:func:`passes_per_image`, each EOT draw counted as a pass (a transfer attack's on its source
+  model, the scoring votes on the evaluated one)."""
+  fwd, bwd = attacks.attack_passes(spec)
+  source_draws = ctx.eot_draws
+  if variant == TRANSFER:
+    source_draws = ctx.settings.eot_draws if models.is_stochastic(ctx.transfer.model) else 1
+  return fwd * source_draws + ctx.eot_draws, bwd * source_draws
+
+
+def _measure(step, ctx: _Context, *, key, epsilon: float, desc: str, subset=None,
+             variables=None):
   images, labels = ctx.images, ctx.labels
   batch_size = ctx.settings.batch_size
   if subset is not None:
@@ -894,7 +1066,7 @@ def _measure(step, ctx: _Context, *, key, epsilon: float, desc: str, subset=None
     devices = ctx.mesh.devices.size
     batch_size = min(batch_size, -(-len(labels) // devices) * devices)
   start = time.time()
-  out = run_batches(step, ctx.variables, images, labels,
+  out = run_batches(step, ctx.variables if variables is None else variables, images, labels,
                     batch_size=batch_size, mesh=ctx.mesh, key=key, epsilon=epsilon,
                     desc=desc, progress=ctx.settings.progress_bar and ctx.is_main)
   wall = time.time() - start
@@ -951,7 +1123,7 @@ class _Task(NamedTuple):
   name: str             # key in the section
   spec: Optional[attacks.AttackSpec]   # None: the zero-gradient count
   epsilon: float
-  variant: Optional[str] = None        # estimator variant (eval.estimators entry)
+  variant: Optional[str] = None        # estimator variant (eval.estimators entry) or TRANSFER
 
 
 def _tasks(ctx: _Context) -> tuple[list[_Task], list[str]]:
@@ -963,6 +1135,9 @@ def _tasks(ctx: _Context) -> tuple[list[_Task], list[str]]:
   for name in order:
     if specs[name].uses_gradients:
       tasks += [_Task("attacks", f"{name}@{v}", specs[name], s.epsilon, v) for v in ctx.variants]
+  if ctx.transfer is not None:
+    tasks += [_Task("attacks", f"{name}@{TRANSFER}", specs[name], s.epsilon, TRANSFER)
+              for name in order if specs[name].uses_gradients]
   if s.sanity_checks:
     large = dataclasses.replace(attacks.get_attack_spec("pgd10"), name="pgd10-large-epsilon",
                                 step_size=None, epsilon=LARGE_EPSILON)
@@ -981,15 +1156,24 @@ def _task_settings(task: _Task, ctx: _Context) -> dict:
 
 def _run_task(task: _Task, ctx: _Context) -> tuple[np.ndarray, dict, int]:
   """Runs one task over the test set: ``(per-example flags, its JSON entry fields, traces)``."""
-  attack_model = ctx.variants[task.variant].attack_model if task.variant else ctx.attack_model
+  attack_model = (ctx.variants[task.variant].attack_model if task.variant in ctx.variants
+                  else ctx.attack_model)
+  variables = None
   if task.spec is None:
-    step = _counting_traces(make_zero_gradient_step(ctx.model, attack_model, near_zero=True))
+    step = make_zero_gradient_step(ctx.model, attack_model, near_zero=True,
+                                   eot_draws=ctx.eot_draws)
+  elif task.variant == TRANSFER:
+    step = make_transfer_step(task.spec, ctx.model, ctx.transfer.model,
+                              eot_draws=ctx.settings.eot_draws)
+    variables = {"target": ctx.variables, "source": ctx.transfer.variables}
   else:
-    step = _counting_traces(make_attack_step(task.spec, ctx.model, attack_model,
-                                             with_stats=True))
+    step = make_attack_step(task.spec, ctx.model, attack_model, with_stats=True,
+                            eot_draws=ctx.eot_draws)
+  step = _counting_traces(step)
   out, timing = _measure(jit_step(step, ctx.mesh), ctx, key=attack_key(ctx.settings.seed,
                                                                        task.name),
-                         epsilon=task.epsilon, desc=f"{task.name} ε={_eps255(task.epsilon)}")
+                         epsilon=task.epsilon, desc=f"{task.name} ε={_eps255(task.epsilon)}",
+                         variables=variables)
   total = len(ctx.labels)
   if task.spec is None:
     # The zero-gradient run counts examples; the others count correct (robust) examples.
@@ -999,10 +1183,10 @@ def _run_task(task: _Task, ctx: _Context) -> tuple[np.ndarray, dict, int]:
               "near_zero_fraction_of_correct": near / max(correct, 1)}
     return out["zero"].astype(bool), {**fields, "total": total, **timing}, step.count
   correct = int(out["correct"].sum())
-  budget = _budget(out, total, scored=total)
+  budget = _budget(out, total, scored=total * ctx.eot_draws)
   if task.spec.kind != "square":
     # Everything but Square runs a fixed number of passes: the count is known beforehand.
-    expected = passes_per_image(task.spec)
+    expected = _expected_passes(task.spec, ctx, task.variant)
     got = (budget["forward_passes_per_image"], budget["backward_passes_per_image"])
     if got != expected:
       raise RuntimeError(f"{task.name} ran {got} (forward, backward) passes per image, not the "
@@ -1053,7 +1237,8 @@ def _run_cascade(ctx: _Context, start: np.ndarray, start_fingerprint: str, previ
     subset = np.flatnonzero(robust)
     before = int(robust.sum())
     attack_model = ctx.attack_model if spec.uses_gradients else ctx.model
-    step = _counting_traces(make_attack_step(spec, ctx.model, attack_model, with_stats=True))
+    step = _counting_traces(make_attack_step(spec, ctx.model, attack_model, with_stats=True,
+                                             eot_draws=ctx.eot_draws))
     if subset.size:
       out, timing = _measure(jit_step(step, ctx.mesh), ctx,
                              key=attack_key(s.seed, f"{STANDARD}/{spec.name}"),
@@ -1069,9 +1254,10 @@ def _run_cascade(ctx: _Context, start: np.ndarray, start_fingerprint: str, previ
     attacked = int(subset.size)
     stage = {**stage_settings, "attacked": attacked, "fooled": before - correct,
              "accuracy": correct / total, "correct": correct, "total": total,
-             **_budget(out, total, scored=attacked), **timing, "fingerprint": fingerprint}
+             **_budget(out, total, scored=attacked * ctx.eot_draws), **timing,
+             "fingerprint": fingerprint}
     if attacked:
-      per_attacked = _budget(out, attacked, scored=attacked)
+      per_attacked = _budget(out, attacked, scored=attacked * ctx.eot_draws)
       stage.update({f"{k}_attacked": v for k, v in per_attacked.items()
                     if k.endswith("_per_image")})
     entry["stages"][spec.name] = stage
@@ -1082,8 +1268,9 @@ def _run_cascade(ctx: _Context, start: np.ndarray, start_fingerprint: str, previ
     save({**entry, "flags": flags})
   stages = [entry["stages"][n] for n in entry["order"]]
   for key in ("forward_passes_per_image", "backward_passes_per_image", "queries_per_image"):
-    # The clean forward that chose the first stage's images counts once per image.
-    entry[key] = _number(sum(float(st[key]) for st in stages) + (key.startswith("forward")))
+    # The clean forward (votes) that chose the first stage's images counts once per image.
+    entry[key] = _number(sum(float(st[key]) for st in stages)
+                         + ctx.eot_draws * key.startswith("forward"))
   entry.update(accuracy=int(robust.sum()) / total, correct=int(robust.sum()), total=total,
                wall_time_s=round(sum(float(st.get("wall_time_s", 0)) for st in stages), 3),
                after=start_fingerprint)
@@ -1131,7 +1318,14 @@ def evaluate_checkpoint(config, workdir: str) -> dict[str, Any]:
                  training=ctx.run_config.training.to_dict(), jsnn_version=JSNN_VERSION,
                  suite=s.suite, norm="linf", epsilon=s.epsilon,
                  # Direct encoding: the same input gives the same spikes, so no EOT is needed.
-                 stochastic=False, eot_draws=None, **_common_settings(ctx))
+                 stochastic=models.is_stochastic(ctx.model),
+                 encoding=ctx.run_config.model.get("encoding", "direct"),
+                 setup_warnings=list(ctx.notes),
+                 transfer_from=ctx.transfer.record if ctx.transfer else None)
+  results.update(_common_settings(ctx))
+  results["eot_draws"] = ctx.eot_draws if models.is_stochastic(ctx.model) else None
+  for note in ctx.notes:
+    log.warning("WARNING: %s", note)
 
   def save_progress(new_flags):
     nonlocal stored_flags
@@ -1259,7 +1453,10 @@ def _masking_diagnostics(ctx: _Context, order, suite_flags, results, flags) -> d
   """Square against the white-box attacks, and per estimator the (near-)zero gradients."""
   out = {}
   white_box = {n: f for n, f in suite_flags.items() if n != STANDARD and
+               not n.endswith(f"@{TRANSFER}") and
                results["attacks"][n]["kind"] in attacks.GRADIENT_KINDS}
+  transfers = {n: ~np.asarray(f, bool) for n, f in suite_flags.items()
+               if n.endswith(f"@{TRANSFER}")}
   squares = {n: ~np.asarray(f, bool) for n, f in suite_flags.items() if n != STANDARD and
              results["attacks"][n]["kind"] == "square"}
   cascade = results["cascades"].get(STANDARD)
@@ -1282,6 +1479,12 @@ def _masking_diagnostics(ctx: _Context, order, suite_flags, results, flags) -> d
     out["square_vs_white_box"] = {
         "count": int(beaten.sum()), "total": len(beaten), "square": sorted(squares),
         "white_box": sorted(white_box), "examples": np.flatnonzero(beaten)[:20].tolist()}
+  if transfers and white_box:
+    beaten = np.logical_or.reduce(list(transfers.values())) & worst_case(white_box)
+    out["transfer_vs_white_box"] = {
+        "count": int(beaten.sum()), "total": len(beaten), "transfer": sorted(transfers),
+        "source": ctx.transfer.record["workdir"], "white_box": sorted(white_box),
+        "examples": np.flatnonzero(beaten)[:20].tolist()}
   zero = {n: r for n, r in results["check_runs"].items()
           if n.startswith("zero_gradient") and isinstance(r, dict)}
   if zero:
@@ -1300,6 +1503,17 @@ def _format_report(ctx, results, accuracies, base_names, checks, warnings) -> st
   lines = [f"Robust accuracy (%) of {ctx.workdir} ({s.checkpoint} checkpoint, {step_text}) on "
            f"{len(ctx.labels)} images of {ctx.data_source}, L∞ ε = {_eps255(s.epsilon)}, "
            f"suite {s.suite}", "", format_table(main), ""]
+  if models.is_stochastic(ctx.model):
+    lines += [f"stochastic model ({results['encoding']} encoding): attacks follow the expectation "
+              f"over {ctx.eot_draws} draws (EOT), predictions are a majority over "
+              f"{ctx.eot_draws} draws", ""]
+  transferred = [n for n in accuracies if n.endswith(f"@{TRANSFER}")]
+  if transferred:
+    source = ctx.transfer.record
+    lines += [f"transfer from {source['workdir']} (surrogate {source['surrogate']}): "
+              + ", ".join(f"{display_name(n.split('@')[0])} {100 * accuracies[n]:.2f}"
+                          for n in transferred), ""]
+  lines += [f"WARNING: {note}" for note in ctx.notes]
   cascade = results["cascades"].get(STANDARD)
   if cascade:
     stages = " → ".join(f"{n} {100 * cascade['stages'][n]['accuracy']:.2f} "
@@ -1387,7 +1601,8 @@ def sweep_epsilon(config, workdir: str) -> dict[str, Any]:
                 if isinstance(p, dict)}
   spec = attacks.get_attack_spec("pgd10", step_size=None)
   leak = float(ctx.run_config.model.leak)
-  step = _counting_traces(make_sweep_step(spec, ctx.model, ctx.attack_model, leak=leak))
+  step = _counting_traces(make_sweep_step(spec, ctx.model, ctx.attack_model, leak=leak,
+                                          eot_draws=ctx.eot_draws))
   jitted = jit_step(step, ctx.mesh)
   sweep = {"workdir": ctx.workdir, "data": ctx.data_source, "attack": "pgd10",
            "step_size_rule": "epsilon/4", "ms_mppd_leak": leak,

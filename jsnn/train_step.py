@@ -103,13 +103,15 @@ def make_optimizer(*, learning_rate: float, epochs: int, steps_per_epoch: int,
   return tx, schedule
 
 
-def perturb(settings: StepSettings, model, variables, images, labels, key):
-  """The perturbed batch ``x̃`` for the training mode (no gradient flows through it)."""
+def perturb(settings: StepSettings, model, variables, images, labels, key, encoding_key=None):
+  """The perturbed batch ``x̃`` for the training mode (no gradient flows through it).
+
+  ``encoding_key`` is the input-encoding draw of a stochastic model (ignored otherwise)."""
   if settings.mode == "gaussian":
     # Additive N(0, σ²) per pixel, not clipped to [0, 1] (spec §4.1).
     return images + settings.gaussian_std * jax.random.normal(key, images.shape, images.dtype)
   # RFGSM with eval-mode BatchNorm (running statistics), as the reference switches to eval().
-  logits_fn = lambda x: models.apply_model(model, variables, x, train=False)[0]
+  logits_fn = lambda x: models.apply_model(model, variables, x, train=False, rng=encoding_key)[0]
   return attacks.rfgsm(logits_fn, images, labels, key=key, step_size=settings.rfgsm_step,
                        start_std=settings.rfgsm_start_std)
 
@@ -125,20 +127,27 @@ def distance_term(settings: StepSettings, clean, perturbed):
   return jnp.mean(fn(clean["spikes"], perturbed["spikes"]))
 
 
-def loss_fn(params, batch_stats, model, settings: StepSettings, images, labels, perturbed_images):
-  """Returns ``(loss, (new_batch_stats, metrics))``."""
+def loss_fn(params, batch_stats, model, settings: StepSettings, images, labels, perturbed_images,
+            encoding_key=None):
+  """Returns ``(loss, (new_batch_stats, metrics))``.
+
+  For a stochastic model (Poisson input encoding) the clean and perturbed passes share the draw
+  ``encoding_key`` (common random numbers), so that MS-MPPD measures the perturbation's effect on
+  the membrane and not the difference between two independent encodings.
+  """
   variables = {"params": params, "batch_stats": batch_stats}
   if settings.mode == "natural":
-    logits, batch_stats, _ = models.apply_model(model, variables, images, train=True)
+    logits, batch_stats, _ = models.apply_model(model, variables, images, train=True,
+                                                rng=encoding_key)
     ce = jnp.mean(losses.cross_entropy(logits, labels))
     metrics = {"loss": ce, "ce": ce, "accuracy": jnp.mean(losses.correct(logits, labels))}
     return ce, (batch_stats, metrics)
   capture = [models.LAST_SPIKING_LAYER]
   logits, batch_stats, clean = models.apply_model(model, variables, images, train=True,
-                                                  capture=capture)
+                                                  capture=capture, rng=encoding_key)
   logits_p, batch_stats, pert = models.apply_model(
       model, {"params": params, "batch_stats": batch_stats}, perturbed_images, train=True,
-      capture=capture)
+      capture=capture, rng=encoding_key)
   ce_clean = jnp.mean(losses.cross_entropy(logits, labels))
   ce_perturbed = jnp.mean(losses.cross_entropy(logits_p, labels))
   task = settings.chi * ce_clean + (1.0 - settings.chi) * ce_perturbed
@@ -177,6 +186,8 @@ def train_step(state: TrainState, train_images, train_labels, *, model, tx, sche
   data_key = jax.random.fold_in(base, 0)
   aug_key, perturb_key, rat_key = jax.random.split(
       jax.random.fold_in(jax.random.fold_in(base, 1), state.step), 3)
+  # A separate stream, so that adding it left every other key of a step unchanged.
+  encoding_key = jax.random.fold_in(jax.random.fold_in(base, 2), state.step)
 
   idx = data.epoch_batch_indices(data_key, train_images.shape[0], settings.batch_size, state.step)
   images = data.to_float(jnp.take(train_images, idx, axis=0))
@@ -189,11 +200,12 @@ def train_step(state: TrainState, train_images, train_labels, *, model, tx, sche
 
   perturbed = None
   if settings.mode != "natural":
-    perturbed = perturb(settings, model, state.variables, images, labels, perturb_key)
+    perturbed = perturb(settings, model, state.variables, images, labels, perturb_key,
+                        encoding_key)
 
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
   (_, (batch_stats, metrics)), grads = grad_fn(state.params, state.batch_stats, model, settings,
-                                               images, labels, perturbed)
+                                               images, labels, perturbed, encoding_key)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   if settings.mode == "at_reg":
@@ -206,8 +218,11 @@ def train_step(state: TrainState, train_images, train_labels, *, model, tx, sche
   return new_state, metrics
 
 
-def eval_step(variables, images, labels, mask, *, model):
-  """Number of correctly classified real (``mask``) examples of a padded batch, clean inputs."""
-  logits = models.apply_model(model, variables, data.to_float(images), train=False)[0]
+def eval_step(variables, images, labels, mask, *, model, key=None):
+  """Number of correctly classified real (``mask``) examples of a padded batch, clean inputs.
+
+  ``key``: the input-encoding draw of a stochastic model (one draw; ``evaluate.py`` votes over
+  several)."""
+  logits = models.apply_model(model, variables, data.to_float(images), train=False, rng=key)[0]
   correct = losses.correct(logits, labels) & mask
   return {"correct": jnp.sum(correct.astype(jnp.int32)), "count": jnp.sum(mask.astype(jnp.int32))}

@@ -103,7 +103,7 @@ def model_from_config(config, num_classes: int, **overrides):
                 surrogate=m.surrogate, surrogate_width=m.surrogate_width,
                 normalization=config.data.name if config.data.name in models.NORMALIZATION
                 else "cifar10", width=m.width, head_width=m.head_width, dtype=m.dtype,
-                remat=m.remat)
+                remat=m.remat, encoding=m.get("encoding", "direct"))
   kwargs.update(overrides)
   return models.create_model(m.name, **kwargs)
 
@@ -274,7 +274,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       functools.partial(train_step.train_step, model=model, tx=tx, schedule=schedule,
                         settings=settings, batch_sharding=parallel.batch_sharding(mesh)),
       donate_argnums=0, out_shardings=parallel.replicated(mesh))
-  eval_fn = jax.jit(functools.partial(train_step.eval_step, model=model),
+  # A stochastic model's per-epoch accuracy is one fixed draw, the same every epoch.
+  eval_key = jax.random.key(config.seed) if models.is_stochastic(model) else None
+  eval_fn = jax.jit(functools.partial(train_step.eval_step, model=model, key=eval_key),
                     out_shardings=parallel.replicated(mesh))
   # Spikes are Heaviside of the membrane, so NaN inputs can vanish from the loss while the batch
   # statistics and parameters go NaN: check the state too.

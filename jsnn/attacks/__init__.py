@@ -9,6 +9,7 @@ Pieces: :func:`input_gradient`, the step rules :func:`sign_step` / :func:`normal
 projections :func:`project_linf` / :func:`project_l2` / :func:`clip_to_box`, random starts, and
 APGD's :func:`apgd_checkpoints`. Attacks: :func:`fgsm`, :func:`rfgsm`, :func:`pgd`,
 :func:`apgd`, :func:`apgd_targeted` (APGD-T), :func:`square` (score-based), :func:`gaussian_noise`.
+For stochastic models, :func:`expected_logits` (EOT) and :func:`majority_vote`.
 The paper's suite: :data:`PAPER_SUITE`, :func:`get_attack_spec`, :func:`make_attack`; the
 AutoAttack-style cascade: :func:`standard_cascade`.
 """
@@ -27,6 +28,9 @@ from jsnn.attacks.base import get_targeted_loss
 from jsnn.attacks.base import input_gradient
 from jsnn.attacks.base import normalized_step
 from jsnn.attacks.base import sign_step
+from jsnn.attacks.eot import StochasticLogitsFn
+from jsnn.attacks.eot import expected_logits
+from jsnn.attacks.eot import majority_vote
 from jsnn.attacks.fgsm import fgsm
 from jsnn.attacks.fgsm import rfgsm
 from jsnn.attacks.noise import gaussian_noise
@@ -66,6 +70,7 @@ __all__ = (
     "LossFn",
     "PAPER_SUITE",
     "SquareResult",
+    "StochasticLogitsFn",
     "TargetedLossFn",
     "apgd",
     "apgd_checkpoints",
@@ -75,6 +80,7 @@ __all__ = (
     "attack_passes",
     "clip_to_box",
     "default_step_size",
+    "expected_logits",
     "fgsm",
     "gaussian_noise",
     "get_attack_spec",
@@ -84,6 +90,7 @@ __all__ = (
     "l2_ball_start",
     "l2_sphere_start",
     "linf_sphere_start",
+    "majority_vote",
     "make_attack",
     "normalized_step",
     "pgd",

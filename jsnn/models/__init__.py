@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from jsnn import spiking
 from jsnn.models import layers
-from jsnn.models.layers import LAST_SPIKING_LAYER, NEURONS, SPIKES, SpikingNeuron
+from jsnn.models.layers import ENCODING_RNG, LAST_SPIKING_LAYER, NEURONS, SPIKES, SpikingNeuron
 from jsnn.models.vgg import VGG_CFGS, SpikingVGG
 from jsnn.models.wrn import CONVEX_COMBINATION, SpikingWideResNet
 
@@ -42,7 +42,8 @@ def create_model(name: str, *, num_classes: int, neuron: str = "dlif", time_step
                  surrogate: Union[str, Callable] = "triangle", surrogate_width: float = 1.0,
                  normalization: str = "cifar10", width: float = 1.0, head_width: int = 4096,
                  dtype: Union[str, Any] = "float32", remat: bool = True,
-                 gradient_estimator: str = "surrogate") -> flax.linen.Module:
+                 gradient_estimator: str = "surrogate",
+                 encoding: str = "direct") -> flax.linen.Module:
   """Creates a spiking model from the registry ``MODELS``.
 
   Args:
@@ -65,6 +66,8 @@ def create_model(name: str, *, num_classes: int, neuron: str = "dlif", time_step
     gradient_estimator: the spiking layers' backward pass, one of
       ``jsnn.spiking.GRADIENT_ESTIMATORS`` ("surrogate" = BPTT with ``surrogate``, what training
       uses; "bptr", "rga", "hart" for attacks). The forward pass does not depend on it.
+    encoding: ``"direct"`` (the paper's; deterministic) or ``"poisson"`` (rate-coded input spikes,
+      a stochastic model: :func:`apply_model` then needs a key, evaluation uses EOT).
 
   Returns:
     A Flax module; ``model.init(key, images, train=False)`` gives its variables.
@@ -77,6 +80,8 @@ def create_model(name: str, *, num_classes: int, neuron: str = "dlif", time_step
     raise ValueError(f"unknown dlif_placement {dlif_placement!r}; expected one of "
                      f"{spiking.DLIF_PLACEMENTS}")
   spiking.check_estimator(gradient_estimator)
+  if encoding not in spiking.ENCODINGS:
+    raise ValueError(f"unknown encoding {encoding!r}; expected one of {spiking.ENCODINGS}")
   if not isinstance(num_classes, int) or num_classes < 2:
     raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
   if not isinstance(time_steps, int) or time_steps < 1:
@@ -100,21 +105,29 @@ def create_model(name: str, *, num_classes: int, neuron: str = "dlif", time_step
   kwargs = dict(num_classes=num_classes, time_steps=time_steps, neuron=neuron,
                 placement=dlif_placement, leak=leak, threshold=threshold, surrogate=surrogate,
                 remat=remat, width=width, mean=mean, std=std, dtype=dtype,
-                gradient_estimator=gradient_estimator)
+                gradient_estimator=gradient_estimator, encoding=encoding)
   if name.startswith("vgg"):
     kwargs["head_width"] = head_width
   return MODELS[name](**kwargs)
 
 
+def is_stochastic(model) -> bool:
+  """Whether ``model``'s forward pass draws random numbers (a Poisson input encoding)."""
+  return getattr(model, "encoding", "direct") != "direct"
+
+
 def init_model(model, key, image_shape: Sequence[int] = (32, 32, 3)):
   """Initialises ``{"params", "batch_stats"}`` with a batch of one (shapes only)."""
+  param_key, encoding_key = jax.random.split(key)
+  rngs = {"params": param_key, ENCODING_RNG: encoding_key} if is_stochastic(model) else key
   variables = jax.jit(functools.partial(model.init, train=False))(
-      key, jnp.zeros((1,) + tuple(image_shape), jnp.float32))
+      rngs, jnp.zeros((1,) + tuple(image_shape), jnp.float32))
   # init makes every collection mutable, so it also records the sown activations: drop them.
   return {k: variables[k] for k in ("params", "batch_stats") if k in variables}
 
 
-def apply_model(model, variables, images, *, train: bool, capture: Sequence[str] = ()):
+def apply_model(model, variables, images, *, train: bool, capture: Sequence[str] = (),
+                rng=None):
   """Runs ``model`` and returns ``(logits, batch_stats, captured)``.
 
   Args:
@@ -123,6 +136,8 @@ def apply_model(model, variables, images, *, train: bool, capture: Sequence[str]
     images: ``[B, 32, 32, 3]`` in [0, 1].
     train: batch statistics (and updated running averages) if True, running averages otherwise.
     capture: collections to record: ``LAST_SPIKING_LAYER`` and/or ``SPIKES``.
+    rng: PRNG key of the input encoding's draw; required for a stochastic model
+      (:func:`is_stochastic`), ignored otherwise.
 
   Returns:
     logits ``[B, classes]``; the new batch statistics (the old ones when ``train`` is False); and
@@ -133,11 +148,18 @@ def apply_model(model, variables, images, *, train: bool, capture: Sequence[str]
   if unknown:
     raise ValueError(f"cannot capture {sorted(unknown)}; expected {LAST_SPIKING_LAYER!r} or "
                      f"{SPIKES!r}")
+  rngs = None
+  if is_stochastic(model):
+    if rng is None:
+      raise ValueError(f"the model's {model.encoding!r} input encoding draws random spikes: pass "
+                       f"apply_model a PRNG key as rng=")
+    rngs = {ENCODING_RNG: rng}
   mutable = (["batch_stats"] if train else []) + list(capture)
   variables = {k: variables[k] for k in ("params", "batch_stats") if k in variables}
   if not mutable:
-    return model.apply(variables, images, train=False), variables.get("batch_stats"), {}
-  logits, state = model.apply(variables, images, train=train, mutable=mutable)
+    return (model.apply(variables, images, train=False, rngs=rngs), variables.get("batch_stats"),
+            {})
+  logits, state = model.apply(variables, images, train=train, mutable=mutable, rngs=rngs)
   state = flax.core.unfreeze(state)
   batch_stats = state.pop("batch_stats", variables.get("batch_stats"))
   captured = {}
@@ -161,7 +183,7 @@ def count_params(params) -> int:
 
 
 __all__ = [
-    "MODELS", "NORMALIZATION", "LAST_SPIKING_LAYER", "SPIKES", "CONVEX_COMBINATION",
+    "MODELS", "NORMALIZATION", "ENCODING_RNG", "LAST_SPIKING_LAYER", "SPIKES", "CONVEX_COMBINATION",
     "SpikingNeuron", "SpikingVGG", "SpikingWideResNet", "apply_model", "count_params",
-    "create_model", "init_model", "layers",
+    "create_model", "init_model", "is_stochastic", "layers",
 ]

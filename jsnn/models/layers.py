@@ -170,8 +170,12 @@ class SpikingNetwork(nn.Module):
     neuron, placement, leak, threshold, surrogate, remat, gradient_estimator: see
       :class:`SpikingNeuron`.
     width: channel multiplier (1.0 is the paper's model).
-    mean, std: input normalisation inside the model (inputs are [0, 1] pixels).
+    mean, std: input normalisation inside the model (inputs are [0, 1] pixels), for direct
+      encoding.
     dtype: compute dtype (parameters stay float32).
+    encoding: ``"direct"`` (the paper's: the normalised image at every step, deterministic) or
+      ``"poisson"`` (rate-coded spike trains of the raw pixels, drawn from the ``"encoding"`` RNG
+      stream: a stochastic model, see :func:`jsnn.spiking.poisson_encoding`).
   """
   num_classes: int = 10
   time_steps: int = 8
@@ -186,6 +190,15 @@ class SpikingNetwork(nn.Module):
   std: Optional[tuple] = None
   dtype: Any = jnp.float32
   gradient_estimator: str = "surrogate"
+  encoding: str = "direct"
+
+  def encode(self, images):
+    """The first layer's input: static normalised pixels ``[B, ...]`` (direct encoding; the
+    first neuron broadcasts them over T) or Poisson spike trains ``[T, B, ...]``."""
+    images = images.astype(self.dtype)
+    if self.encoding == "poisson":
+      return spiking.poisson_encoding(self.make_rng(ENCODING_RNG), images, self.time_steps)
+    return normalize(images, self.mean, self.std)
 
   def neuron_factory(self) -> Callable[..., SpikingNeuron]:
     """``SpikingNeuron`` with this network's settings; a plain callable, so that sub-modules (also
@@ -197,6 +210,10 @@ class SpikingNetwork(nn.Module):
 
   def spiking_layer(self, is_last: bool = False) -> SpikingNeuron:
     return self.neuron_factory()(is_last=is_last)
+
+
+# The Flax RNG stream a stochastic input encoding draws from (``rngs={ENCODING_RNG: key}``).
+ENCODING_RNG = "encoding"
 
 
 def avg_pool(x, window: int):

@@ -22,7 +22,7 @@ VGG_CFGS = {
 
 
 class SpikingVGG(layers.SpikingNetwork):
-  """Spiking VGG (direct encoding over ``time_steps``).
+  """Spiking VGG (direct or Poisson encoding over ``time_steps``).
 
   Attributes (besides :class:`layers.SpikingNetwork`'s):
     cfg: conv widths and ``"A"`` pooling markers (``VGG_CFGS``).
@@ -34,9 +34,9 @@ class SpikingVGG(layers.SpikingNetwork):
   @nn.compact
   def __call__(self, images, train: bool = False):
     """``images``: ``[B, 32, 32, 3]`` in [0, 1]. Returns logits ``[B, num_classes]``."""
-    x = layers.normalize(images.astype(self.dtype), self.mean, self.std)
-    # Until the first neuron x is static ([B, ...]): the first conv+BN runs once, not T times;
-    # BN statistics of T identical copies equal those of one.
+    x = self.encode(images)
+    # Under direct encoding x is static ([B, ...]) until the first neuron: the first conv+BN runs
+    # once, not T times; BN statistics of T identical copies equal those of one.
     for entry in self.cfg:
       if entry == "A":
         x = layers.avg_pool(x, 2)

@@ -65,7 +65,7 @@ class SpikingWideResNet(layers.SpikingNetwork):
     blocks_per_group = (self.depth - 4) // 6
     scale = lambda c: max(1, round(c * self.width))
     channels = [scale(16), scale(16 * self.widen), scale(32 * self.widen), scale(64 * self.widen)]
-    x = layers.normalize(images.astype(self.dtype), self.mean, self.std)
+    x = self.encode(images)
     # The stem conv (no BN or neuron after it) and the first block's BN see T identical copies under
     # direct encoding, so they run once on the static [B, ...] input.
     x = layers.Conv(channels[0], use_bias=False, dtype=self.dtype)(x)

@@ -1,12 +1,13 @@
 """Spiking math, pure JAX: Heaviside spikes with surrogate gradients, LIF and DLIF neurons."""
 
-from jsnn.spiking.neurons import (DLIF_PLACEMENTS, GRADIENT_ESTIMATORS, check_estimator,
-                                  direct_encoding, dlif, lif, lif_step, rga_rate_derivative)
+from jsnn.spiking.neurons import (DLIF_PLACEMENTS, ENCODINGS, GRADIENT_ESTIMATORS, check_estimator,
+                                  direct_encoding, dlif, lif, lif_step, poisson_encoding,
+                                  rga_rate_derivative)
 from jsnn.spiking.surrogate import (SURROGATES, Arctan, Rectangular, Sigmoid, StraightThrough,
                                     Triangle, get_surrogate, heaviside, spike)
 
 __all__ = [
-    "DLIF_PLACEMENTS", "GRADIENT_ESTIMATORS", "check_estimator", "direct_encoding", "dlif", "lif",
-    "lif_step", "rga_rate_derivative", "SURROGATES", "Arctan",
+    "DLIF_PLACEMENTS", "ENCODINGS", "GRADIENT_ESTIMATORS", "check_estimator", "direct_encoding",
+    "dlif", "lif", "lif_step", "poisson_encoding", "rga_rate_derivative", "SURROGATES", "Arctan",
     "Rectangular", "Sigmoid", "StraightThrough", "Triangle", "get_surrogate", "heaviside", "spike",
 ]

@@ -262,3 +262,34 @@ def direct_encoding(images, time_steps: int):
   if time_steps < 1:
     raise ValueError(f"time_steps must be >= 1, got {time_steps}")
   return jnp.broadcast_to(images[None], (time_steps,) + images.shape)
+
+
+def poisson_encoding(key, images, time_steps: int):
+  """Rate ("Poisson") encoding: pixel intensity p ∈ [0, 1] spikes at each step with probability p.
+
+  Draws ``[T, B, ...]`` Bernoulli spike trains, independent over steps and pixels. The backward
+  pass is the gradient of the expectation, E[s_t] = p, so ∂s_t/∂p = 1 (the straight-through
+  estimator every rate-coded attack uses): without it the input gradient would be zero and a
+  gradient attack would see nothing.
+
+  A model with this encoding is stochastic: its prediction is a random variable, so it is scored
+  by majority vote over draws and attacked with EOT (:mod:`jsnn.attacks.eot`).
+
+  Args:
+    key: PRNG key of this draw.
+    images: ``[B, ...]`` intensities, normally in [0, 1] (below 0 never spikes, above 1 always).
+    time_steps: T ≥ 1.
+
+  Returns:
+    ``[T, B, ...]`` spikes in {0, 1}, ``images``' dtype.
+  """
+  if time_steps < 1:
+    raise ValueError(f"time_steps must be >= 1, got {time_steps}")
+  expected = jnp.broadcast_to(images[None], (time_steps,) + images.shape)
+  uniform = jax.random.uniform(key, expected.shape, jnp.float32)
+  spikes = (uniform < expected).astype(images.dtype)
+  return expected + jax.lax.stop_gradient(spikes - expected)
+
+
+# Input encodings a model can use: the paper's direct encoding, or stochastic rate encoding.
+ENCODINGS = ("direct", "poisson")
