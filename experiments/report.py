@@ -7,7 +7,9 @@ r"""Writes docs/REPRODUCTION.md and its figures from the results files; nothing 
 * ``results.json`` — a sweep root of :mod:`experiments.sweep` (Tables 1 and 2, and the row
   directories' ``eps_sweep.json``, ``dlif_factors.json`` and ``metrics.jsonl`` behind Figures 3–5);
 * ``figure1.json`` — :mod:`experiments.figure1`;
-* ``theorem31_*.json`` — :mod:`experiments.theorem31`.
+* ``theorem31_*.json`` — :mod:`experiments.theorem31`;
+* ``suites.json`` — :mod:`experiments.suites` (the paper's attack suite against ``standard`` and
+  ``full``, beyond the paper).
 
 The paper's numbers come from ``experiments/paper_numbers.json``. Each table is laid out like the
 paper's (its rows and columns), each cell ``ours / paper / ours − paper`` with ours the mean ± std
@@ -136,7 +138,7 @@ def setting_stats(rows: Sequence[dict]) -> dict:
 
 def discover(paths: Sequence[str]) -> dict:
   """Sweep roots, Figure 1 and Theorem 3.1 results under ``paths`` (two levels deep)."""
-  found = {"sweeps": [], "figure1": [], "theorem31": []}
+  found = {"sweeps": [], "figure1": [], "theorem31": [], "suites": []}
   for base in paths:
     candidates = [base] + sorted(glob.glob(os.path.join(base, "*"))) + sorted(
         glob.glob(os.path.join(base, "*", "*")))
@@ -145,6 +147,8 @@ def discover(paths: Sequence[str]) -> dict:
         continue
       if os.path.exists(os.path.join(d, "results.json")):
         found["sweeps"].append(os.path.abspath(d))
+      if os.path.exists(os.path.join(d, "suites.json")):
+        found["suites"].append(os.path.abspath(os.path.join(d, "suites.json")))
       if os.path.exists(os.path.join(d, "figure1.json")):
         found["figure1"].append(os.path.abspath(os.path.join(d, "figure1.json")))
       found["theorem31"] += [os.path.abspath(p) for p in
@@ -635,6 +639,82 @@ def _figure3_reading(groups, stats) -> str:
           "Figure 3: the ρ = 1 curves fall more slowly and their MS-MPPD stays lower).")
 
 
+SUITES_TITLE = "Beyond the paper: the paper's attack suite against standard and full"
+SUITE_COLUMNS = (("clean", "Clean"), ("paper", "paper suite"), ("standard", "standard"),
+                 ("estimators", "paper × estimators"), ("transfer", "transfer"),
+                 ("full", "full"))
+
+
+def section_suites(rep: Report, path: str) -> None:
+  """The robust accuracy each suite measures on the same models, and the drop paper → full."""
+  data = common.read_json(path)
+  models = data.get("models", [])
+  if not models:
+    return
+  title = SUITES_TITLE if not any(l == f"## {SUITES_TITLE}" for l in rep.lines) else (
+      f"{SUITES_TITLE} ({_rel(path, rep.out_dir)})")
+  first = models[0]
+  e = first["eval"]
+  rep.add(f"## {title}", "")
+  rep.add(f"Command: `{data.get('command', 'python -m experiments.suites')}` "
+          f"(`{_rel(path, rep.out_dir)}`, git {data.get('git') or 'unknown'}). Each model is "
+          f"evaluated once with `eval.suite=full` on the first {e['num_examples'] or 'all'} test "
+          f"images of {first['data']}, L∞ ε = {e['epsilon'] * 255:.0f}/255: the paper's attacks "
+          f"({e['attacks']}); the standard cascade APGD-CE ({e['cascade_steps']} iterations) → "
+          f"APGD-T ({e['apgd_targets']} targets × {e['cascade_steps']}) → Square "
+          f"({e['square_queries']} queries); the paper's gradient attacks again under "
+          f"{', '.join(first['estimator_names'])}"
+          + (f"; and the same attacks crafted on `{first['transfer_from']['workdir']}` "
+             f"(surrogate {first['transfer_from']['surrogate']})" if first.get("transfer_from")
+             else "")
+          + ". Each column is the worst case per example over its attacks; `full` is the worst "
+            "case over all of them. Robust accuracy in %.", "")
+  header = "| model | " + " | ".join(name for _, name in SUITE_COLUMNS) + " | paper − full |"
+  rep.add(header, "|---|" + "---:|" * (len(SUITE_COLUMNS) + 1))
+  for m in models:
+    a = m["accuracies"]
+    pct = lambda k: None if a.get(k) is None else 100 * a[k]
+    drop = None if a.get("paper") is None else 100 * (a["paper"] - a["full"])
+    rep.add(f"| {m['label']} | " + " | ".join(fmt(pct(k)) for k, _ in SUITE_COLUMNS)
+            + f" | {fmt(drop)} |")
+  rep.add("")
+  rep.add("| model | cascade stages (accuracy after each, %) | worst case per estimator (%) | "
+          "Square beats white-box | transfer beats white-box | eval wall time |",
+          "|---|---|---|---:|---:|---:|")
+  for m in models:
+    stages = " → ".join(f"{k} {fmt(100 * v)}" for k, v in m["cascade"].items())
+    est = ", ".join(f"{k} {fmt(100 * v)}" for k, v in m["estimators"].items())
+    square, transfer = (m.get(k) for k in ("square_beats_white_box", "transfer_beats_white_box"))
+    rep.add(f"| {m['label']} | {stages} | {est} | {'—' if square is None else square} | "
+            f"{'—' if transfer is None else transfer} | "
+            f"{fmt_seconds(m.get('eval_wall_time_s'))} |")
+  rep.add("")
+  drops = [(m["label"], 100 * (m["accuracies"]["paper"] - m["accuracies"]["full"]))
+           for m in models if m["accuracies"].get("paper") is not None]
+  total = first["accuracies"]["total"]
+  se = 100 * math.sqrt(0.25 / max(total, 1))
+  reading = ["**Reading.**"]
+  for label, drop in drops:
+    reading.append(f"{label}: the paper's suite reports {fmt(drop)} points more robust accuracy "
+                   f"than the full evaluation")
+  reading = [reading[0] + " " + "; ".join(reading[1:]) + "."]
+  reading.append(f"On {total} images one accuracy has a binomial standard error of at most "
+                 f"{se:.1f} points, but the suites are evaluated on the same images, so the drop "
+                 f"is a per-image count, not a difference of two noisy estimates.")
+  masked = [m["label"] for m in models if (m.get("square_beats_white_box") or 0)
+            or (m.get("transfer_beats_white_box") or 0)]
+  reading.append("Square or the transfer attack fooled images every white-box attack left correct "
+                 f"on {', '.join(masked)}: a sign of gradient masking there." if masked else
+                 "Neither Square nor the transfer attack fooled an image that every white-box "
+                 "attack left correct: no sign of gradient masking beyond what the estimators "
+                 "found.")
+  rep.add(" ".join(reading), "")
+  walls = sum(float(m.get("eval_wall_time_s") or 0) for m in models)
+  rep.summary.append(("Beyond the paper: attack suites", "paper vs standard vs full, "
+                      f"{len(models)} models", f"{total} test images", "—", fmt_seconds(walls),
+                      "#" + _anchor(title)))
+
+
 def section_not_run(rep: Report, paper: dict, tables_run: set) -> None:
   missing = [k for k in paper["tables"] if k not in tables_run]
   if not missing:
@@ -690,6 +770,8 @@ def build(paths: Sequence[str], out_dir: str) -> str:
       section_table(body, paper, table, g["rows"], g["roots"], g["results"], protocol=key[1],
                     duplicates=g["duplicates"])
   tables = {k[0] for k in groups}
+  for path in found["suites"]:
+    section_suites(body, path)
   section_not_run(body, paper, set(tables))
   for n in (3, 4, 5):
     if not any(item.startswith(f"Figure {n} ") for item, *_ in body.summary):

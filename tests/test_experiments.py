@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import common, figure1, report, sweep, theorem31
+from experiments import common, figure1, report, suites, sweep, theorem31
 from jsnn import attacks, models
 
 # -------------------------------------------------------------------------------------------------
@@ -61,6 +61,42 @@ def test_report_writes_the_table_with_paper_numbers_differences_and_std(tmp_path
   assert "| DLIF, AT, ρ = 2.0, MS-MPPD | 0 (not run) | — / 85.15 / — |" in text
   assert "DLIF ρ = 1 vs ρ = 0: robust accuracy higher under every attack" in text
   assert "Table 1 (CIFAR-100), VGG11: CIFAR-100 is not available offline" in text
+
+
+def test_suite_accuracies_are_worst_cases_over_each_suites_flags():
+  t, f = True, False
+  flags = {"clean-a": np.array([t, t, t, t, f]), "fgsm-b": np.array([t, t, t, f, f]),
+           "fgsm@bptr-c": np.array([t, f, t, t, f]), "fgsm@transfer-d": np.array([t, t, f, t, f])}
+  results = {"attacks": {"clean": {"fingerprint": "a", "accuracy": 0.8},
+                         "fgsm": {"fingerprint": "b", "accuracy": 0.6},
+                         "fgsm@bptr": {"fingerprint": "c", "accuracy": 0.6},
+                         "fgsm@transfer": {"fingerprint": "d", "accuracy": 0.6}},
+             "cascades": {"standard": {"accuracy": 0.4}},
+             "worst_case": {"accuracy": 0.2, "total": 5}}
+  got = suites.suite_accuracies(results, flags)
+  # paper: clean ∧ fgsm = [t t t f f]; with bptr [t f t f f]; transfer alone [t t f t f].
+  assert got == {"clean": 0.8, "paper": 0.6, "standard": 0.4, "estimators": 0.4,
+                 "transfer": 0.6, "full": 0.2, "total": 5}
+
+
+def test_report_renders_the_suite_comparison(tmp_path):
+  root = tmp_path / "results" / "suites_reduced"
+  root.mkdir(parents=True)
+  model = {"label": "DLIF AT ρ=1", "data": "cifar10 test", "accuracies": {
+      "clean": 0.30, "paper": 0.15, "standard": 0.12, "estimators": 0.14, "transfer": 0.25,
+      "full": 0.11, "total": 500},
+      "estimators": {"triangle": 0.15, "bptr": 0.2}, "cascade": {"apgd-ce": 0.13, "square": 0.12},
+      "square_beats_white_box": 2, "transfer_beats_white_box": 0, "eval_wall_time_s": 300.0,
+      "eval": {"attacks": "clean,fgsm", "epsilon": 8 / 255, "num_examples": 500,
+               "cascade_steps": 100, "apgd_targets": 9, "square_queries": 5000, "seed": 0},
+      "estimator_names": ["bptr"], "transfer_from": {"workdir": "runs/s", "surrogate": "sigmoid"}}
+  common.write_json(str(root / "suites.json"), {"command": "python -m experiments.suites",
+                                               "models": [model]})
+  text = open(report.build([str(tmp_path / "results")], str(tmp_path / "docs"))).read()
+  assert ("| DLIF AT ρ=1 | 30.00 | 15.00 | 12.00 | 14.00 | 25.00 | 11.00 | 4.00 |") in text
+  assert "| DLIF AT ρ=1 | apgd-ce 13.00 → square 12.00 | triangle 15.00, bptr 20.00 | 2 | 0 |" in text
+  assert "the paper's suite reports 4.00 points more robust accuracy" in text
+  assert "a sign of gradient masking there" in text
 
 
 def test_mean_std_is_the_sample_std():

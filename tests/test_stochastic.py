@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,7 +17,7 @@ import pytest
 
 from configs import default as default_config
 from configs import smoke as smoke_config
-from jsnn import attacks, evaluation, models, spiking, trainer
+from jsnn import attacks, evaluation, models, parallel, spiking, trainer
 from jsnn.attacks import eot
 
 
@@ -118,6 +119,24 @@ def test_a_poisson_model_needs_a_key_and_draws_with_it(key):
       np.asarray(models.apply_model(direct, dv, x, train=False)[0]))
   with pytest.raises(ValueError, match="unknown encoding 'rate'"):
     models.create_model("vgg5", num_classes=10, encoding="rate")
+
+
+def test_eot_attack_step_traces_once_across_batches_and_epsilons():
+  model = models.create_model("vgg5", num_classes=10, width=0.125, head_width=8, time_steps=2,
+                              encoding="poisson")
+  variables = models.init_model(model, jax.random.key(0))
+  spec = attacks.AttackSpec(name="pgd2", kind="pgd", num_steps=2, random_start=True)
+  chex.clear_trace_counter()
+  step = chex.assert_max_traces(evaluation.make_attack_step(spec, model, eot_draws=3), n=1)
+  mesh = parallel.make_mesh()
+  jitted = evaluation.jit_step(step, mesh)
+  images = np.random.default_rng(0).integers(0, 256, (10, 32, 32, 3), dtype=np.uint8)
+  labels = np.arange(10, dtype=np.int32)
+  variables = jax.device_put(variables, parallel.replicated(mesh))
+  for epsilon in (2 / 255, 8 / 255):   # Three batches each; a second trace would raise.
+    out = evaluation.run_batches(jitted, variables, images, labels, batch_size=4, mesh=mesh,
+                                 key=jax.random.key(1), epsilon=epsilon)
+    assert out.shape == (10,) and out.dtype == bool
 
 
 # -------------------------------------------------------------------------------------------------
