@@ -226,6 +226,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   if t.eval_batch_size % mesh.devices.size:
     raise ValueError(f"training.eval_batch_size {t.eval_batch_size} is not divisible by the "
                      f"{mesh.devices.size} devices")
+  # A bad model setting fails here, before the workdir is created.
+  model_from_config(config, data.NUM_CLASSES.get(config.data.name, 10))
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
   ckpt = checkpointing.Checkpoints(workdir, keep_latest=config.logging.keep_checkpoints)

@@ -123,6 +123,15 @@ def test_bad_training_config_is_refused_before_any_work(tmp_path, override, matc
   assert not os.path.exists(tmp_path / "w" / "checkpoints")
 
 
+@pytest.mark.parametrize("key,value", [("encoding", "rate"), ("neuron", "izhikevich")])
+def test_bad_model_config_is_refused_before_the_workdir_exists(tmp_path, key, value):
+  config = tiny_config()
+  config.model[key] = value
+  with pytest.raises(ValueError, match=f"'{value}'"):
+    trainer.train_and_evaluate(config, str(tmp_path / "w"))
+  assert not os.path.exists(tmp_path / "w")
+
+
 def test_missing_data_says_how_to_get_it(tmp_path):
   config = tiny_config()
   config.data.name = "cifar10"
