@@ -3,14 +3,16 @@ APGD-T, AutoAttack's targeted version (:func:`apgd_targeted`), built on the same
 
 APGD is PGD with momentum and a step size that adapts per example: it starts at 2ε and is halved at
 checkpoints where the loss has stopped rising, and the iterate then restarts from the best point
-found so far. Everything is per example and vectorised: the iteration runs in one
-loop (:func:`base.iterate`, unrolled on CPU), the checkpoint schedule is a static boolean mask indexed by the iteration
-counter, and the step-size decisions are ``jnp.where`` selections, so the attack compiles once.
+found so far. Everything is per example and vectorised: the iteration runs in one loop
+(:func:`base.iterate`, unrolled on CPU up to :data:`base.MAX_UNROLLED_STEPS` gradients), the
+checkpoint schedule is a static boolean mask indexed by the iteration counter, and the step-size
+decisions are ``jnp.where`` selections, so the attack compiles once.
 
 Differences from the reference, all of which leave the results unchanged: the whole batch is
 iterated and the initially-misclassified examples are masked out at the end (the reference gathers
 the correct ones first; examples do not interact when ``logits_fn`` treats them independently,
-e.g. BatchNorm in eval mode), and ``eot_iter`` is fixed to 1 (the reference's setting).
+e.g. BatchNorm in eval mode), and ``eot_iter`` is fixed to 1 (the reference's setting; for
+stochastic models wrap ``logits_fn`` with :func:`jsnn.attacks.expected_logits`).
 """
 
 from typing import NamedTuple
@@ -275,11 +277,13 @@ def apgd(
         logits_fn, x, y, key=restart_key, epsilon=epsilon, num_steps=num_steps, loss=loss,
         norm=norm, rho=rho)
 
-  return _first_fooling_points(x, ~initially_correct, run, jax.random.split(key, num_restarts))
+  return _first_fooling_points(x, ~initially_correct, run, jax.random.split(key, num_restarts),
+                               num_steps + 1)
 
 
-def _first_fooling_points(x, done, run, xs) -> jax.Array:
-  """Runs ``run(xs[i])`` -> ApgdResult for each i (a ``lax.scan``, unrolled on CPU); each example keeps the misclassified
+def _first_fooling_points(x, done, run, xs, gradients_per_run: int) -> jax.Array:
+  """Runs ``run(xs[i])`` -> ApgdResult for each i (a ``lax.scan``, or a Python loop on CPU when
+  all runs together stay within :func:`base.unroll_on_cpu`); each example keeps the misclassified
   point of the first run that fooled it, and stays clean where ``done`` (already misclassified)
   or where no run fooled it."""
 
@@ -291,7 +295,8 @@ def _first_fooling_points(x, done, run, xs) -> jax.Array:
     return (x_out, done | result.fooled), None
 
   carry = (x, done)
-  if jax.default_backend() == "cpu":
+  num_runs = jax.tree_util.tree_leaves(xs)[0].shape[0]
+  if base.unroll_on_cpu(num_runs * gradients_per_run):
     # A Python loop, for the same reason as base.iterate: XLA:CPU runs a loop body ~2x slower
     # (an unrolled lax.scan kept that cost here: APGD-10 on VGG11 55 s against 22 s).
     leaves = jax.tree_util.tree_leaves(xs)
@@ -397,4 +402,5 @@ def apgd_targeted(
   # Targets outer, restarts inner, as AutoAttack loops.
   target_indices = jnp.repeat(jnp.arange(num_targets), num_restarts)
   keys = jax.random.split(key, num_targets * num_restarts)
-  return _first_fooling_points(x, ~initially_correct, run, (target_indices, keys))
+  return _first_fooling_points(x, ~initially_correct, run, (target_indices, keys),
+                               num_steps + 1)
