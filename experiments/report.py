@@ -119,6 +119,18 @@ def cell(ours: Optional[Stat], paper: Optional[float]) -> str:
   return f"{ours_text} / {fmt(paper)} / {fmt_signed(diff)}"
 
 
+def stayed_at_chance(row: dict, num_classes: int = 10) -> bool:
+  """Whether a run never left chance: clean test accuracy within 3 binomial standard errors of
+  1/classes on its ``num_examples`` images (such a model predicts one class whatever the input,
+  so its "robust" accuracies say nothing about robustness)."""
+  acc = (row.get("accuracies") or {}).get("clean")
+  n = row.get("num_examples") or 0
+  if acc is None or not n:
+    return False
+  chance = 1.0 / num_classes
+  return acc <= chance + 3 * math.sqrt(chance * (1 - chance) / n)
+
+
 def setting_stats(rows: Sequence[dict]) -> dict:
   """``{setting: {attack: Stat}}`` in %, over the rows (seeds) that have accuracies."""
   out = {}
@@ -358,17 +370,26 @@ def section_table(rep: Report, paper: dict, table: str, rows: list[dict], roots:
                       fmt_seconds(sum(walls) if walls else None),
                       "#" + _anchor(title)))
 
-  stats = setting_stats(done)
+  num_classes = 100 if spec.get("dataset") == "cifar100" else 10
+  at_chance = [r for r in done if stayed_at_chance(r, num_classes)]
+  learned = [r for r in done if r not in at_chance]
+  stats = setting_stats(learned)
   paper_rows = spec["rows"]
   # The paper's rows in its order, then ours that it does not have (the DLIF placement rows).
   settings = list(paper_rows) + [s for s in dict.fromkeys(r["setting"] for r in rows)
                                  if s not in paper_rows]
   labels = {r["setting"]: r.get("label") for r in rows}
-  n_seeds = {}
-  for r in done:
+  n_seeds, n_chance = {}, {}
+  for r in learned:
     n_seeds[r["setting"]] = n_seeds.get(r["setting"], 0) + 1
+  for r in at_chance:
+    n_chance[r["setting"]] = n_chance.get(r["setting"], 0) + 1
   columns = attacks or list(DISPLAY)
-  rep.add("Each cell: ours (mean ± std over seeds, %) / paper / ours − paper.", "")
+  rep.add("Each cell: ours (mean ± std over seeds, %) / paper / ours − paper."
+          + (f" {len(at_chance)} of {len(done)} runs stayed at chance (clean accuracy within 3 "
+             "binomial standard errors of 1/classes: the model predicts one class whatever the "
+             "input) and are left out of the means; n counts the others, `+k` those left out, and "
+             "the per-run table lists them all." if at_chance else ""), "")
   rep.add("| setting | n | " + " | ".join(DISPLAY[a] for a in columns) + " | worst case (ours) |",
           "|---|---:|" + "---:|" * (len(columns) + 1))
   for s in settings:
@@ -378,10 +399,13 @@ def section_table(rep: Report, paper: dict, table: str, rows: list[dict], roots:
     if not ours:
       note = "not run" if s not in labels else next(
           (r.get("status") for r in rows if r["setting"] == s), "pending")
+      if n_chance.get(s):
+        note = f"+{n_chance[s]} at chance"
       rep.add(f"| {label} | 0 ({note}) | " + " | ".join(cell(None, paper_vals.get(a))
                                                        for a in columns) + " | — |")
       continue
-    rep.add(f"| {label} | {n_seeds.get(s, 0)} | "
+    extra = f" (+{n_chance[s]})" if n_chance.get(s) else ""
+    rep.add(f"| {label} | {n_seeds.get(s, 0)}{extra} | "
             + " | ".join(cell(ours.get(a), paper_vals.get(a)) for a in columns)
             + f" | {ours['worst-case'] if 'worst-case' in ours else '—'} |")
   rep.add("", "<details><summary>Per run</summary>", "",
@@ -398,7 +422,8 @@ def section_table(rep: Report, paper: dict, table: str, rows: list[dict], roots:
             + f" | {fmt(100 * r['worst_case']) if r.get('worst_case') is not None else '—'} | "
             f"{fmt(100 * best) if best is not None else '—'} | "
             f"{fmt_seconds(tr.get('wall_s'))} | "
-            f"{fmt_seconds((r.get('evaluation') or {}).get('wall_s'))} | {r.get('status', '')} |")
+            f"{fmt_seconds((r.get('evaluation') or {}).get('wall_s'))} | {r.get('status', '')}"
+            + (", stayed at chance" if r in at_chance else "") + " |")
   rep.add("", "</details>", "")
   failed = [r for r in rows if r.get("status") == "failed"]
   if failed:
@@ -407,7 +432,14 @@ def section_table(rep: Report, paper: dict, table: str, rows: list[dict], roots:
   warnings = [(r["id"], c) for r in done for c in r.get("checks", []) if not c.get("passed")]
   checks_run = sum(len(r.get("checks", [])) for r in done)
   rep.add("**Honest reading.**", "")
-  for line in honest_reading(_family(table), stats, paper_rows, columns, done):
+  if at_chance:
+    rep.add(f"- {len(at_chance)} of {len(done)} runs never left chance ("
+            + ", ".join(f"`{r['id']}` {fmt(100 * r['accuracies']['clean'])}%" for r in at_chance)
+            + "): at this scale a run can sit on the CE ≈ ln 10 plateau (uniform predictions) "
+              "for its whole budget, and whether it leaves it within 4 epochs varies with the "
+              "seed (see each run's metrics.jsonl). They are left out of the means; a longer or "
+              "better-initialised reduced protocol would avoid this.")
+  for line in honest_reading(_family(table), stats, paper_rows, columns, learned):
     rep.add(f"- {line}")
   if checks_run:
     rep.add(f"- Gradient-masking sanity checks (jsnn.evaluation): {checks_run - len(warnings)} of "

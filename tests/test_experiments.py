@@ -287,3 +287,21 @@ def test_figure4_orders_dlif_factors_by_the_forward_pass():
   factors = figure4.factors_from_params(params, order)
   assert factors == [[float(i)] * 2 for i in range(13)]
   assert figure4.factors_from_params(params) == factors
+
+
+def test_runs_that_stayed_at_chance_are_listed_and_left_out_of_the_means(tmp_path):
+  root = tmp_path / "results" / "table2_reduced"
+  root.mkdir(parents=True)
+  # 500 images, 10 classes: chance + 3 standard errors = 10 + 3·1.34 = 14.02 %.
+  rows = [_row("dlif-rho0", 0, {"clean": 0.30, "fgsm": 0.20}, 0.20),
+          _row("dlif-rho0", 1, {"clean": 0.082, "fgsm": 0.082}, 0.082),
+          _row("dlif-rho0", 2, {"clean": 0.141, "fgsm": 0.10}, 0.10)]
+  assert [report.stayed_at_chance(r) for r in rows] == [False, True, False]
+  common.write_json(str(root / "results.json"), {"runs": [], "rows": rows})
+  text = open(report.build([str(tmp_path / "results")], str(tmp_path / "docs"))).read()
+  line = next(l for l in text.splitlines() if l.startswith("| DLIF, AT, ρ = 0.0, MS-MPPD |"))
+  # Mean of 30.0 and 14.1 over the two runs that learned; the third is counted apart.
+  assert line.startswith("| DLIF, AT, ρ = 0.0, MS-MPPD | 2 (+1) | 22.05 ± 11.24 / 85.32 /")
+  assert "1 of 3 runs never left chance (`dlif-rho0-s1` 8.20%)" in text
+  per_run = next(l for l in text.splitlines() if l.startswith("| dlif-rho0-s1 |"))
+  assert per_run.endswith("| complete, stayed at chance |")
