@@ -31,6 +31,14 @@ well above chance but still rising. An earlier version with a 64-unit head staye
 checks add about a minute per row; the sweep's results.json records each row's training and
 evaluation wall time, and docs/REPRODUCTION.md reports the total.
 
+Measured sweep (2026-11-28, the command above, seeds 0–2): all 33 runs, with the six ε sweeps of
+Figure 3, took 106.5 minutes of wall time on the 2-core machine, which was also running other
+evaluations and the test suite for about half of it. 30 runs learned (18–28 % clean on the 500
+test images); 3 stayed at chance (8.2 % clean, one class predicted for every input: DLIF ρ = 0,
+DLIF ρ = 1 with STD, DLIF ρ = 1 with TASAD, all seed 1) — 4 epochs is short enough that a run can
+stay on the initial CE ≈ ln 10 plateau. The report lists those runs and leaves them out of the
+means. A longer schedule or a warm-up would make every run learn, at the cost of the 2-hour budget.
+
 What it can show: that every piece runs end to end on real CIFAR-10 images; how the rows compare
 with each other at this scale, with a seed spread to judge the differences against; whether ρ > 0
 lowers the MS-MPPD during training (Figure 5) and under attack (Figure 3); how far the DLIF

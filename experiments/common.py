@@ -7,6 +7,7 @@ import importlib
 import json
 import math
 import os
+import shlex
 import subprocess
 import sys
 from typing import Any, Callable, Iterable, Optional, Sequence
@@ -127,7 +128,7 @@ def git_commit() -> Optional[str]:
 
 def command_line() -> str:
   """The command that is running, as a user would type it (``python -m experiments.x ...``)."""
-  argv = list(sys.argv)
+  argv = [shlex.quote(a) for a in sys.argv]
   main = sys.modules.get("__main__")
   spec = getattr(main, "__spec__", None)
   if spec is not None and spec.name:

@@ -450,7 +450,8 @@ def section_table(rep: Report, paper: dict, table: str, rows: list[dict], roots:
   if "reduced" in protocols:
     rep.add("**Scope of the reduced protocol** (from configs/cifar10_reduced.py). "
             + reduced_scope(), "")
-  section_figures(rep, table, rows, roots)
+  # The figures average runs too: the ones that never left chance would only dilute them.
+  section_figures(rep, table, [r for r in rows if r not in at_chance], roots)
 
 
 def reduced_scope() -> str:
@@ -733,10 +734,17 @@ def section_suites(rep: Report, path: str) -> None:
   reading.append(f"On {total} images one accuracy has a binomial standard error of at most "
                  f"{se:.1f} points, but the suites are evaluated on the same images, so the drop "
                  f"is a per-image count, not a difference of two noisy estimates.")
+  for m in models:
+    if m["estimators"]:
+      best = min(m["estimators"], key=m["estimators"].get)
+      reading.append(f"{m['label']}: the strongest single gradient is {best} (worst case "
+                     f"{fmt(100 * m['estimators'][best])} %), the weakest "
+                     f"{max(m['estimators'], key=m['estimators'].get)}.")
   masked = [m["label"] for m in models if (m.get("square_beats_white_box") or 0)
             or (m.get("transfer_beats_white_box") or 0)]
   reading.append("Square or the transfer attack fooled images every white-box attack left correct "
-                 f"on {', '.join(masked)}: a sign of gradient masking there." if masked else
+                 f"on {', '.join(masked)} (counts in the table above): a sign of gradient "
+                 "masking there." if masked else
                  "Neither Square nor the transfer attack fooled an image that every white-box "
                  "attack left correct: no sign of gradient masking beyond what the estimators "
                  "found.")

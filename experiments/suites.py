@@ -5,6 +5,12 @@ r"""The paper's attack suite against ``standard`` and ``full`` on trained models
         --model "DLIF AT ρ=1=results/table2_reduced/dlif-rho1-s0" \
         --transfer-from runs/reduced_sigmoid_rho1 --root results/suites_reduced
 
+The transfer source above is the same row trained with another surrogate:
+
+    python train.py --config configs/cifar10_reduced.py:at,rho=1,seed=0 \
+        --workdir runs/reduced_sigmoid_rho1 --config.model.surrogate=sigmoid \
+        --config.model.surrogate_width=4.0
+
 Each ``--model label=workdir`` is copied (its ``config.json`` and checkpoints, not its results)
 into ``<root>/<slug>/`` and evaluated there with ``eval.suite=full`` and the ``eval`` section of
 ``--config`` (``--set eval.key=value`` overrides it): the paper's suite, the AutoAttack-style cascade
