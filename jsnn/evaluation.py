@@ -273,10 +273,7 @@ def settings_from_config(config) -> EvalSettings:
   if suite not in SUITES:
     raise ValueError(f"unknown eval.suite {suite!r}; expected one of {', '.join(SUITES)}")
   num_targets = _int_setting(e, "apgd_targets", STANDARD_TARGETS, 1)
-  eot_draws = e.get("eot_draws", 1)
-  if isinstance(eot_draws, bool) or not isinstance(eot_draws, int) or eot_draws < 1:
-    raise ValueError(f"eval.eot_draws, the EOT draws per gradient and votes per prediction of a "
-                     f"stochastic model, must be an integer >= 1, got {eot_draws!r}")
+  eot_draws = _int_setting(e, "eot_draws", 1, 1)
   transfer_from = e.get("transfer_from", "")
   if not isinstance(transfer_from, str):
     raise ValueError(f"eval.transfer_from must be a workdir path or '', got {transfer_from!r}")
@@ -335,7 +332,8 @@ def settings_from_config(config) -> EvalSettings:
       estimators=estimators, eot_draws=eot_draws, transfer_from=transfer_from)
 
 
-def passes_per_image(spec: attacks.AttackSpec) -> tuple[int, int]:
+def passes_per_image(spec: attacks.AttackSpec, *, attack_draws: int = 1,
+                     vote_draws: int = 1) -> tuple[int, int]:
   """``(forward, backward)`` passes an evaluation with ``spec`` spends per image.
 
   Counted from the attacks' structure (:func:`jsnn.attacks.attack_passes`), plus the final forward
@@ -344,9 +342,12 @@ def passes_per_image(spec: attacks.AttackSpec) -> tuple[int, int]:
   gradients + 1; APGD-T the same with ``num_targets``·R runs. Every example of a batch runs every
   iteration (no early exit), so these are exact, except for Square, whose loop stops when its
   whole batch is fooled: for it this is the maximum, and the record holds what ran.
+
+  For a stochastic model each EOT draw counts as a pass: the attack's passes ``attack_draws``
+  times, the scoring forward ``vote_draws`` times (the majority vote).
   """
   forward, backward = attacks.attack_passes(spec)
-  return forward + 1, backward
+  return forward * attack_draws + vote_draws, backward * attack_draws
 
 
 def _step_size(spec: attacks.AttackSpec, epsilon: float) -> Optional[float]:
@@ -399,6 +400,11 @@ class _Draws(NamedTuple):
       return functools.partial(_logits, model, variables)
     return attacks.expected_logits(_one_draw(model, variables), self.eot_key, self.num_draws)
 
+  def passes(self, stats: attacks.AttackStats, mask) -> dict:
+    """The attack's per-example passes, each of its EOT draws counted; 0 on padding rows."""
+    return {k: jnp.where(mask, v * (1 if k == "queries" else self.num_draws), 0)
+            for k, v in stats._asdict().items()}
+
   def correct(self, model, variables, x, labels):
     """[B] bool: the prediction (a majority vote for a stochastic model) equals the label."""
     if self.vote_key is None:
@@ -440,9 +446,7 @@ def make_attack_step(spec: attacks.AttackSpec, model, attack_model=None, *,
     correct = draws.correct(model, variables, x_adv, labels) & mask
     if not with_stats:
       return correct
-    passes = {k: jnp.where(mask, v * (1 if k == "queries" else draws.num_draws), 0)
-              for k, v in stats._asdict().items()}
-    return {"correct": correct, **passes}
+    return {"correct": correct, **draws.passes(stats, mask)}
 
   return step
 
@@ -534,9 +538,7 @@ def make_transfer_step(spec: attacks.AttackSpec, model, source_model, *,
     x_adv, stats = attack(source.logits_fn(source_model, variables["source"]), x, labels,
                           key=source.attack_key, epsilon=epsilon, mask=mask)
     correct = target.correct(model, variables["target"], x_adv, labels) & mask
-    passes = {k: jnp.where(mask, v * (1 if k == "queries" else source.num_draws), 0)
-              for k, v in stats._asdict().items()}
-    return {"correct": correct, **passes}
+    return {"correct": correct, **source.passes(stats, mask)}
 
   return step
 
@@ -722,24 +724,25 @@ def sanity_checks(results: Mapping[str, Any]) -> list[Check]:
         name.replace("_", "-"), not bad,
         text + (": gradient attacks cannot move them, so their robustness is overstated"
                 if bad else "")))
-  square = results.get("masking", {}).get("square_vs_white_box")
-  if square:
-    count = int(square["count"])
+  masking = results.get("masking", {})
+
+  def beats_white_box(name: str, entry: dict, subject: str, meaning: str) -> None:
+    count = int(entry["count"])
     checks.append(Check(
-        "square-vs-white-box", count == 0,
-        f"Square ({', '.join(square['square'])}) fools {count} of {square['total']} images that "
-        f"every white-box attack ({len(square['white_box'])} runs) left correct"
-        + (": a gradient-free attack beating the gradient attacks means masked gradients"
-           if count else "")))
-  transfer = results.get("masking", {}).get("transfer_vs_white_box")
-  if transfer:
-    count = int(transfer["count"])
-    checks.append(Check(
-        "transfer-vs-white-box", count == 0,
-        f"attacks crafted on {transfer['source']} fool {count} of {transfer['total']} images "
-        f"that every white-box attack ({len(transfer['white_box'])} runs) left correct"
-        + (": a black-box transfer beating white-box attacks means the white-box gradients are "
-           "masked" if count else "")))
+        name, count == 0,
+        f"{subject} {count} of {entry['total']} images that every white-box attack "
+        f"({len(entry['white_box'])} runs) left correct" + (f": {meaning}" if count else "")))
+
+  if masking.get("square_vs_white_box"):
+    square = masking["square_vs_white_box"]
+    beats_white_box("square-vs-white-box", square, f"Square ({', '.join(square['square'])}) fools",
+                    "a gradient-free attack beating the gradient attacks means masked gradients")
+  if masking.get("transfer_vs_white_box"):
+    transfer = masking["transfer_vs_white_box"]
+    beats_white_box("transfer-vs-white-box", transfer,
+                    f"attacks crafted on {transfer['source']} fool",
+                    "a black-box transfer beating white-box attacks means the white-box "
+                    "gradients are masked")
   return checks
 
 
@@ -1047,11 +1050,10 @@ def _expected_passes(spec: attacks.AttackSpec, ctx: _Context,
                      variant: Optional[str] = None) -> tuple[int, int]:
   """:func:`passes_per_image`, each EOT draw counted as a pass (a transfer attack's on its source
   model, the scoring votes on the evaluated one)."""
-  fwd, bwd = attacks.attack_passes(spec)
   source_draws = ctx.eot_draws
   if variant == TRANSFER:
     source_draws = ctx.settings.eot_draws if models.is_stochastic(ctx.transfer.model) else 1
-  return fwd * source_draws + ctx.eot_draws, bwd * source_draws
+  return passes_per_image(spec, attack_draws=source_draws, vote_draws=ctx.eot_draws)
 
 
 def _measure(step, ctx: _Context, *, key, epsilon: float, desc: str, subset=None,
@@ -1473,18 +1475,18 @@ def _masking_diagnostics(ctx: _Context, order, suite_flags, results, flags) -> d
           squares[f"{STANDARD}/{name}"] = np.asarray(before, bool) & ~stage_flags[name]
       elif cascade["stages"][name]["kind"] in attacks.GRADIENT_KINDS:
         white_box[f"{STANDARD}/{name}"] = stage_flags[name]
+
+  def beaten_by(fooled: Mapping[str, np.ndarray]) -> dict:
+    """Images some run of ``fooled`` fooled while every white-box attack left them correct."""
+    beaten = np.logical_or.reduce(list(fooled.values())) & worst_case(white_box)
+    return {"count": int(beaten.sum()), "total": len(beaten), "white_box": sorted(white_box),
+            "examples": np.flatnonzero(beaten)[:20].tolist()}
+
   if squares and white_box:
-    white_box_robust = worst_case(white_box)
-    beaten = np.logical_or.reduce(list(squares.values())) & white_box_robust
-    out["square_vs_white_box"] = {
-        "count": int(beaten.sum()), "total": len(beaten), "square": sorted(squares),
-        "white_box": sorted(white_box), "examples": np.flatnonzero(beaten)[:20].tolist()}
+    out["square_vs_white_box"] = {**beaten_by(squares), "square": sorted(squares)}
   if transfers and white_box:
-    beaten = np.logical_or.reduce(list(transfers.values())) & worst_case(white_box)
-    out["transfer_vs_white_box"] = {
-        "count": int(beaten.sum()), "total": len(beaten), "transfer": sorted(transfers),
-        "source": ctx.transfer.record["workdir"], "white_box": sorted(white_box),
-        "examples": np.flatnonzero(beaten)[:20].tolist()}
+    out["transfer_vs_white_box"] = {**beaten_by(transfers), "transfer": sorted(transfers),
+                                    "source": ctx.transfer.record["workdir"]}
   zero = {n: r for n, r in results["check_runs"].items()
           if n.startswith("zero_gradient") and isinstance(r, dict)}
   if zero:
