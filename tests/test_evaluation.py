@@ -161,7 +161,8 @@ def test_attack_step_traces_once_across_batches_and_epsilons():
     (dict(estimators="rga,bptt"), "'bptt'"),
     (dict(estimators="rga,rga"), "eval.estimators lists"),
     (dict(estimators="sigmoid:x"), "'sigmoid:x'"),
-    (dict(square_queries=0, suite="standard"), "query budget per image, must be an integer >= 1, got 0"),
+    (dict(square_queries=0, suite="standard"),
+     "query budget per image, must be an integer >= 1, got 0"),
     (dict(attacks="clean,square0"), "square0"),
     (dict(apgd_targets=10, suite="standard"), "at most classes − 1 = 9 targets"),
 ])
@@ -345,20 +346,21 @@ def relabelled(workdir, monkeypatch):
                                         axis=-1))
     return images, np.concatenate([predictions, labels[NUM_EXAMPLES:]]), source
 
-  monkeypatch.setattr(evaluation, "load_test_set", load_test_set)
+  # The runner looks it up in its own namespace.
+  monkeypatch.setattr(evaluation.runner, "load_test_set", load_test_set)
   return workdir
 
 
 def test_standard_cascade_attacks_only_what_is_left_and_counts_its_budget(relabelled,
                                                                           monkeypatch):
   subsets = {}
-  real_measure = evaluation._measure
+  real_measure = evaluation.runner.measure
 
   def measure(step, ctx, *, subset=None, **kwargs):
     subsets[kwargs["desc"].split(" ")[0]] = None if subset is None else np.array(subset)
     return real_measure(step, ctx, subset=subset, **kwargs)
 
-  monkeypatch.setattr(evaluation, "_measure", measure)
+  monkeypatch.setattr(evaluation.runner, "measure", measure)
   config = _eval_config(suite="standard", cascade_steps=2, apgd_targets=3, square_queries=30,
                         epsilon=0.5 / 255)
   summary = evaluation.evaluate_checkpoint(config, relabelled)

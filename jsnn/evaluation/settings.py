@@ -1,0 +1,263 @@
+"""Evaluation settings: attack names, ``config.eval`` validated before any work, pass counts."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Optional
+
+from jsnn import attacks, spiking
+from jsnn.attacks.registry import (PAPER_EPSILON, STANDARD_QUERIES, STANDARD_STEPS,
+                                   STANDARD_TARGETS)
+
+# Name of the per-example worst case over every attack (AutoAttack's robust accuracy).
+WORST_CASE = "worst-case"
+# Variant name of the transfer attacks (eval.transfer_from): "<attack>@transfer".
+TRANSFER = "transfer"
+STANDARD = "standard"
+SUITES = ("paper", "standard", "full")
+# Gradient estimators the full suite adds when eval.estimators is empty.
+FULL_ESTIMATORS = ("straight_through", "bptr", "rga", "hart")
+
+# An input gradient whose largest entry is below this counts as near zero: the CE gradient has
+# underflowed (a saturated softmax, or surrogates whose tails vanish), so any step built on it is
+# rounding noise.
+NEAR_ZERO_GRADIENT = 1e-10
+
+# Step counts without leading zeros, so that each attack has one name.
+_PGD_RE = re.compile(r"^pgd(0|[1-9]\d*)$")
+_APGD_RE = re.compile(r"^apgd-(ce|dlr)(0|[1-9]\d*)$")
+_APGD_T_RE = re.compile(r"^apgd-t(0|[1-9]\d*)$")
+_SQUARE_RE = re.compile(r"^square(0|[1-9]\d*)$")
+
+
+def parse_attack(name: str, epsilon: float = PAPER_EPSILON, *,
+                 num_targets: int = STANDARD_TARGETS) -> attacks.AttackSpec:
+  """The attack called ``name`` at radius ``epsilon`` (names: see :mod:`jsnn.evaluation`).
+
+  Args:
+    name: a Table 1 name, or ``pgd<k>``, ``apgd-ce<k>``, ``apgd-dlr<k>``, ``apgd-t<k>``,
+      ``square<q>``.
+    epsilon: L∞ radius in [0, 1].
+    num_targets: APGD-T's number of target classes.
+
+  Returns:
+    A validated AttackSpec with ``epsilon`` set and PGD's step size resolved.
+
+  Raises:
+    ValueError: an unknown name (the message lists the known ones), k < 1, or ε outside [0, 1].
+  """
+  check_epsilon(epsilon, "epsilon")
+  known = attacks.attack_names()
+  if name in known:
+    spec = attacks.get_attack_spec(name, epsilon=epsilon)
+    if spec.kind == "pgd" and spec.step_size is not None:
+      # The reference's step sizes are written for ε = 8/255; keep their ratio to ε elsewhere.
+      spec = dataclasses.replace(
+          spec, step_size=spec.step_size * (epsilon / PAPER_EPSILON))
+    return spec
+  targeted_match, square_match = _APGD_T_RE.match(name), _SQUARE_RE.match(name)
+  if targeted_match or square_match:
+    count = int((targeted_match or square_match).group(1))
+    if count < 1:
+      what = "steps" if targeted_match else "queries"
+      raise ValueError(f"attack {name!r}: the number of {what} must be >= 1, got {count}")
+    if targeted_match:
+      return attacks.AttackSpec(name=name, kind="apgd-t", epsilon=epsilon, num_steps=count,
+                                loss="dlr", random_start=True, num_targets=num_targets)
+    return attacks.AttackSpec(name=name, kind="square", epsilon=epsilon, num_queries=count,
+                              random_start=True)
+  pgd_match, apgd_match = _PGD_RE.match(name), _APGD_RE.match(name)
+  if pgd_match or apgd_match:
+    steps = int((pgd_match or apgd_match).groups()[-1])
+    if steps < 1:
+      raise ValueError(f"attack {name!r}: the number of steps must be >= 1, got {steps}")
+    if pgd_match:
+      # Not in the reference's table (Table 1's PGD names are matched above): α = 2.5·ε/k.
+      return attacks.AttackSpec(name=name, kind="pgd", epsilon=epsilon, num_steps=steps,
+                                step_size=None, random_start=True)
+    return attacks.AttackSpec(name=name, kind="apgd", epsilon=epsilon, num_steps=steps,
+                              loss=apgd_match.group(1), random_start=True)
+  raise ValueError(f"unknown attack {name!r}; known attacks: {', '.join(known)}, or pgd<k>, "
+                   f"apgd-ce<k>, apgd-dlr<k>, apgd-t<k> for k >= 1 steps, square<q> for q >= 1 "
+                   f"queries")
+
+
+def check_epsilon(value, what: str) -> float:
+  if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+    raise ValueError(f"{what} must be a number in [0, 1] (images live in [0, 1]), got {value!r}")
+  return float(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSettings:
+  """``config.eval``, validated (see configs/default.py for each key)."""
+  checkpoint: str
+  specs: tuple[attacks.AttackSpec, ...]
+  epsilon: float
+  batch_size: int
+  num_examples: int
+  seed: int
+  surrogate: str
+  surrogate_width: float
+  sweep_epsilons: tuple[float, ...]
+  sanity_checks: bool
+  progress_bar: bool
+  data_dir: str
+  tfds_data_dir: str
+  suite: str = "paper"
+  cascade: tuple[attacks.AttackSpec, ...] = ()
+  estimators: tuple["Estimator", ...] = ()
+  eot_draws: int = 1
+  transfer_from: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimator:
+  """A gradient to attack through, other than the evaluation's own (``eval.estimators`` entry).
+
+  Attributes:
+    name: as written in the config: "bptr", "rga", "hart", or a surrogate with an optional width
+      ("sigmoid", "sigmoid:4", "straight_through").
+    gradient_estimator: the model's ``gradient_estimator`` ("surrogate" for a surrogate entry).
+    surrogate: the surrogate's name ("" = the evaluation's own: eval.surrogate or the model's).
+    width: its width (0 = the surrogate's default).
+  """
+  name: str
+  gradient_estimator: str
+  surrogate: str = ""
+  width: float = 0.0
+
+
+def parse_estimator(text: str) -> Estimator:
+  """``"rga"`` -> Estimator("rga", "rga"); ``"sigmoid:4"`` -> a sigmoid surrogate of width 4."""
+  name, _, width_text = text.strip().partition(":")
+  if name in spiking.GRADIENT_ESTIMATORS and name != "surrogate" and not width_text:
+    return Estimator(name=name, gradient_estimator=name)
+  if name in spiking.SURROGATES:
+    width = 0.0
+    if width_text:
+      try:
+        width = float(width_text)
+      except ValueError:
+        width = -1.0
+      if not width > 0 or name == "straight_through":
+        raise ValueError(f"eval.estimators entry {text!r}: the width must be a number > 0 "
+                         f"(and straight_through has none)")
+    return Estimator(name=text.strip(), gradient_estimator="surrogate", surrogate=name,
+                     width=width)
+  known = [e for e in spiking.GRADIENT_ESTIMATORS if e != "surrogate"] + sorted(spiking.SURROGATES)
+  raise ValueError(f"unknown gradient estimator {text.strip()!r} in eval.estimators; expected one "
+                   f"of {', '.join(known)} (a surrogate may carry a width, e.g. 'sigmoid:4')")
+
+
+def _int_setting(e, key: str, default: int, minimum: int) -> int:
+  value = e.get(key, default)
+  if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    raise ValueError(f"eval.{key} must be an integer >= {minimum}, got {value!r}")
+  return value
+
+
+def settings_from_config(config) -> EvalSettings:
+  """Validates ``config.eval`` (or an eval section itself); raises ValueError naming a bad value."""
+  e = config.eval if "eval" in config else config
+  checkpoint = e.checkpoint
+  if checkpoint not in ("best", "latest"):
+    raise ValueError(f"eval.checkpoint must be 'best' or 'latest', got {checkpoint!r}")
+  epsilon = check_epsilon(e.epsilon, "eval.epsilon")
+  names = [n.strip() for n in str(e.attacks).split(",") if n.strip()]
+  if not names:
+    raise ValueError(f"eval.attacks names no attack: {e.attacks!r}")
+  duplicates = sorted({n for n in names if names.count(n) > 1})
+  if duplicates:
+    raise ValueError(f"eval.attacks lists {duplicates} more than once: {e.attacks!r}")
+  suite = e.get("suite", "paper")
+  if suite not in SUITES:
+    raise ValueError(f"unknown eval.suite {suite!r}; expected one of {', '.join(SUITES)}")
+  num_targets = _int_setting(e, "apgd_targets", STANDARD_TARGETS, 1)
+  eot_draws = _int_setting(e, "eot_draws", 1, 1)
+  transfer_from = e.get("transfer_from", "")
+  if not isinstance(transfer_from, str):
+    raise ValueError(f"eval.transfer_from must be a workdir path or '', got {transfer_from!r}")
+  cascade_steps = _int_setting(e, "cascade_steps", STANDARD_STEPS, 1)
+  square_queries = e.get("square_queries", STANDARD_QUERIES)
+  if isinstance(square_queries, bool) or not isinstance(square_queries, int) or square_queries < 1:
+    raise ValueError(f"eval.square_queries, Square's query budget per image, must be an integer "
+                     f">= 1, got {square_queries!r}")
+  specs = tuple(parse_attack(n, epsilon, num_targets=num_targets) for n in names)
+  if suite == "standard":
+    specs = (parse_attack("clean"),)
+  elif "clean" not in names and suite == "full":
+    specs = (parse_attack("clean"),) + specs
+  cascade = () if suite == "paper" else attacks.standard_cascade(
+      epsilon, num_steps=cascade_steps, num_targets=num_targets, num_queries=square_queries)
+  estimator_names = [n.strip() for n in str(e.get("estimators", "")).split(",") if n.strip()]
+  if not estimator_names and suite == "full":
+    estimator_names = list(FULL_ESTIMATORS)
+  estimators = tuple(parse_estimator(n) for n in estimator_names)
+  estimator_names = [x.name for x in estimators]
+  duplicates = sorted({n for n in estimator_names if estimator_names.count(n) > 1})
+  if duplicates:
+    raise ValueError(f"eval.estimators lists {duplicates} more than once: {e.estimators!r}")
+  for key in ("batch_size", "num_examples", "seed"):
+    value = e[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+      raise ValueError(f"eval.{key} must be an integer, got {value!r}")
+  if e.batch_size < 1:
+    raise ValueError(f"eval.batch_size must be >= 1, got {e.batch_size}")
+  if e.num_examples < 0:
+    raise ValueError(f"eval.num_examples must be >= 0 (0 = the whole test split), got "
+                     f"{e.num_examples}")
+  if e.surrogate and e.surrogate not in spiking.SURROGATES:
+    raise ValueError(f"unknown eval.surrogate {e.surrogate!r}; expected '' (the model's) or one "
+                     f"of {sorted(spiking.SURROGATES)}")
+  if not e.surrogate_width >= 0:
+    raise ValueError(f"eval.surrogate_width must be >= 0 (0 = the surrogate's default), got "
+                     f"{e.surrogate_width!r}")
+  sweep = []
+  for item in str(e.sweep_epsilons).split(","):
+    if not item.strip():
+      continue
+    try:
+      value = float(item) / 255
+    except ValueError:
+      raise ValueError(f"eval.sweep_epsilons must be numbers in /255 units, got {item!r} in "
+                       f"{e.sweep_epsilons!r}") from None
+    sweep.append(check_epsilon(value, f"eval.sweep_epsilons entry {item.strip()}/255"))
+  return EvalSettings(
+      checkpoint=checkpoint, specs=specs, epsilon=epsilon, batch_size=e.batch_size,
+      num_examples=e.num_examples, seed=e.seed, surrogate=e.surrogate,
+      surrogate_width=float(e.surrogate_width), sweep_epsilons=tuple(sweep),
+      sanity_checks=bool(e.get("sanity_checks", True)),
+      progress_bar=bool(e.get("progress_bar", True)), data_dir=e.get("data_dir", ""),
+      tfds_data_dir=e.get("tfds_data_dir", ""), suite=suite, cascade=cascade,
+      estimators=estimators, eot_draws=eot_draws, transfer_from=transfer_from)
+
+
+def passes_per_image(spec: attacks.AttackSpec, *, attack_draws: int = 1,
+                     vote_draws: int = 1) -> tuple[int, int]:
+  """``(forward, backward)`` passes an evaluation with ``spec`` spends per image.
+
+  Counted from the attacks' structure (:func:`jsnn.attacks.attack_passes`), plus the final forward
+  that scores the adversarial image: clean 1 + 0; FGSM one gradient + 1 forward; PGD-k k
+  gradients + 1; APGD-k with R restarts 1 forward (which examples start out correct) + R·(k + 1)
+  gradients + 1; APGD-T the same with ``num_targets``·R runs. Every example of a batch runs every
+  iteration (no early exit), so these are exact, except for Square, whose loop stops when its
+  whole batch is fooled: for it this is the maximum, and the record holds what ran.
+
+  For a stochastic model each EOT draw counts as a pass: the attack's passes ``attack_draws``
+  times, the scoring forward ``vote_draws`` times (the majority vote).
+  """
+  forward, backward = attacks.attack_passes(spec)
+  return forward * attack_draws + vote_draws, backward * attack_draws
+
+
+def attack_step_size(spec: attacks.AttackSpec, epsilon: float) -> Optional[float]:
+  """The step size the attack uses at ``epsilon`` (APGD: its initial 2ε, then adaptive)."""
+  if spec.kind == "fgsm":
+    return epsilon
+  if spec.kind == "pgd":
+    return spec.step_size if spec.step_size is not None else 2.5 * epsilon / spec.num_steps
+  if spec.kind in ("apgd", "apgd-t"):
+    return 2 * epsilon
+  return None
