@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import importlib
 import json
 import math
 import os
@@ -23,59 +22,72 @@ if REPO not in sys.path:
 # -------------------------------------------------------------------------------------------------
 
 
-def split_config_spec(spec: str) -> tuple[str, Optional[str]]:
-  """``"configs/x.py:at,rho=1"`` → ``("configs/x.py", "at,rho=1")``."""
-  path, _, arg = spec.partition(":")
-  return path, (arg or None)
-
-
 def load_config(spec: str, overrides: Sequence[str] = ()):
-  """The ConfigDict of ``spec`` (``path.py[:arg]``, as train.py's --config) with overrides applied.
+  """The ConfigDict of ``spec`` with ``overrides``, parsed exactly as train.py's command line.
+
+  ``load_config("configs/x.py:at,rho=1", ["training.rho=0.5"])`` is the config of
+  ``python train.py --config configs/x.py:at,rho=1 --config.training.rho=0.5``: the same
+  ``ml_collections.config_flags`` parser, so values are cast to each field's type the same way
+  and an unknown key is an error.
 
   Args:
-    spec: a config file under ``configs/`` and its optional argument.
-    overrides: ``"section.key=value"`` strings; each value is cast to the type of the key it
-      replaces, and an unknown key is an error (like ``--config.x=`` with a locked config).
+    spec: a config file and its optional argument; a relative path that does not exist from the
+      working directory is taken from the repository root.
+    overrides: ``"section.key=value"`` strings.
 
   Returns:
-    The unlocked ConfigDict.
+    The ConfigDict, unlocked.
+
+  Raises:
+    ValueError: naming the bad spec, key or value.
   """
-  path, arg = split_config_spec(spec)
-  name = os.path.splitext(os.path.basename(path))[0]
-  module = importlib.import_module(f"configs.{name}")
-  config = module.get_config(arg)
+  from absl import flags   # pylint: disable=import-outside-toplevel
+
+  path, sep, arg = spec.partition(":")
+  if not os.path.isabs(path) and not os.path.exists(path):
+    path = os.path.join(REPO, path)
+  if not os.path.exists(path):
+    raise ValueError(f"config file {spec.partition(':')[0]!r} does not exist")
   for item in overrides:
-    apply_override(config, item)
+    if "=" not in item:
+      raise ValueError(f"override {item!r} is not of the form key=value")
+  try:
+    config = _parse_config_flags(f"{path}{sep}{arg}", overrides)
+  except (flags.Error, KeyError, AttributeError, TypeError) as e:
+    if overrides:
+      base = load_config(spec)
+      for item in overrides:
+        key = item.partition("=")[0].strip()
+        if not _has_key(base, key):
+          raise ValueError(f"unknown config key {key!r} in override {item!r}") from e
+    # A config file's own error arrives as a traceback in the message: keep its last line.
+    reason = str(e).strip().splitlines()[-1]
+    raise ValueError(f"cannot load config {spec!r} with overrides {list(overrides)}: "
+                     f"{reason}") from e
+  config.unlock()
   return config
 
 
-def apply_override(config, item: str) -> None:
-  """Applies one ``"a.b=value"`` override in place, casting the value to the key's type."""
-  key, sep, value = item.partition("=")
-  if not sep:
-    raise ValueError(f"override {item!r} is not of the form key=value")
-  *parents, leaf = key.strip().split(".")
-  target = config
-  for p in parents:
-    if p not in target:
-      raise ValueError(f"unknown config key {key!r} in override {item!r}")
-    target = target[p]
-  if leaf not in target:
-    raise ValueError(f"unknown config key {key!r} in override {item!r}")
-  target[leaf] = cast_like(target[leaf], value.strip())
+def _parse_config_flags(spec: str, overrides: Sequence[str]):
+  from absl import flags   # pylint: disable=import-outside-toplevel
+  from ml_collections import config_flags   # pylint: disable=import-outside-toplevel
+
+  argv = ["load_config", f"--config={spec}"] + [f"--config.{item.strip()}" for item in overrides]
+  flag_values = flags.FlagValues()
+  # sys_argv: the config flag looks for its --config.<key> overrides there, not in sys.argv.
+  config_flags.DEFINE_config_file("config", None, flag_values=flag_values, lock_config=True,
+                                  sys_argv=argv)
+  flag_values(argv)
+  return flag_values.config
 
 
-def cast_like(current, value: str):
-  """``value`` parsed as the type of ``current`` (bool accepts true/false/1/0)."""
-  if isinstance(current, bool):
-    if value.lower() not in ("true", "false", "1", "0"):
-      raise ValueError(f"expected a boolean, got {value!r}")
-    return value.lower() in ("true", "1")
-  if isinstance(current, int):
-    return int(value)
-  if isinstance(current, float):
-    return float(value)
-  return value
+def _has_key(config, dotted: str) -> bool:
+  node = config
+  for part in dotted.split("."):
+    if not hasattr(node, "keys") or part not in node:
+      return False
+    node = node[part]
+  return True
 
 
 # -------------------------------------------------------------------------------------------------
@@ -161,7 +173,7 @@ def save_figure(fig, path: str, dpi: int = 120) -> None:
 
 
 def add_workdir_arguments(parser, *, workdir_help: str, out: str) -> None:
-  """``--workdir`` (repeatable), ``--label`` (one per workdir) and ``--out`` for a figure command."""
+  """``--workdir`` (repeatable), ``--label`` (one per workdir), ``--out``: a figure command's."""
   parser.add_argument("--workdir", action="append", required=True, help=workdir_help)
   parser.add_argument("--label", action="append", default=[],
                       help="label per workdir (same label = averaged); default: the directory")

@@ -174,27 +174,15 @@ def row_config(row: Row, overrides: Sequence[str] = ()):
 # -------------------------------------------------------------------------------------------------
 
 
-def _flat(d, prefix=""):
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flat(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = v
-  return out
-
-
-# Keys that do not change a trained model (as jsnn.trainer.RESUME_IGNORED_KEYS) — plus the seed of
-# the attacks, which lives in eval.
-_IGNORED = ("allow_config_mismatch", "logging", "eval", "data.dir", "data.tfds_data_dir",
-            "data.download", "distributed")
-
-
 def training_config_differences(saved: dict, current: dict) -> list[str]:
-  """Config keys that differ and change the trained model; both sides as JSON would store them."""
-  a, b = (_flat(json.loads(json.dumps(d))) for d in (saved, current))
-  ignored = lambda k: any(k == p or k.startswith(p + ".") for p in _IGNORED)
-  return sorted(k for k in set(a) | set(b) if not ignored(k) and a.get(k) != b.get(k))
+  """Config keys that differ and change the trained model (`jsnn.config_diff.config_differences`).
+
+  A key the saved run lacks (added to jsnn after it trained) differs only if the current value is
+  not its default in configs/default.py, so a new option left at its default keeps old rows done.
+  """
+  from configs import default   # pylint: disable=import-outside-toplevel
+  from jsnn import config_diff   # pylint: disable=import-outside-toplevel  (no JAX import)
+  return config_diff.config_differences(saved, current, defaults=default.get_config().to_dict())
 
 
 def training_done(rowdir: str, config) -> bool:

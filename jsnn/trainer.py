@@ -22,7 +22,7 @@ import ml_collections
 import numpy as np
 
 import jsnn
-from jsnn import checkpointing, data, models, parallel, train_step
+from jsnn import checkpointing, config_diff, data, models, parallel, train_step
 from jsnn.train_state import TrainState
 
 log = logging.getLogger("jsnn")
@@ -34,9 +34,6 @@ RAT_BETA = {
     ("cifar100", "vgg11"): 1e-3, ("cifar100", "wrn16"): 4e-3,
 }
 DEFAULT_RAT_BETA = 5e-4
-# Keys that may differ between a run and its resumption without changing its result.
-RESUME_IGNORED_KEYS = ("allow_config_mismatch", "logging", "eval", "data.dir", "data.tfds_data_dir",
-                       "data.download", "distributed")
 
 
 class TrainingDiverged(FloatingPointError):
@@ -106,26 +103,6 @@ def model_from_config(config, num_classes: int, **overrides):
                 remat=m.remat, encoding=m.get("encoding", "direct"))
   kwargs.update(overrides)
   return models.create_model(m.name, **kwargs)
-
-
-def _flatten(d, prefix=""):
-  out = {}
-  for k, v in d.items():
-    key = f"{prefix}{k}"
-    if isinstance(v, dict):
-      out.update(_flatten(v, key + "."))
-    else:
-      out[key] = v
-  return out
-
-
-def config_differences(saved: dict, current: dict) -> list[str]:
-  """Keys whose values differ, ignoring those that do not change the result."""
-  a, b = _flatten(saved), _flatten(current)
-  ignored = lambda k: any(k == p or k.startswith(p + ".") for p in RESUME_IGNORED_KEYS)
-  # Keys the saved run did not have come from a newer jsnn; they could not have affected it.
-  return sorted(k for k in set(a) | set(b)
-                if not ignored(k) and k in a and a.get(k) != b.get(k))
 
 
 # -------------------------------------------------------------------------------------------------
@@ -356,10 +333,10 @@ def _check_resume_config(ckpt, config):
   saved = ckpt.read_meta("latest")
   if saved is None:
     return
-  diff = config_differences(saved["config"], config.to_dict())
+  diff = config_diff.config_differences(saved["config"], config.to_dict())
   if diff and not config.allow_config_mismatch:
-    shown = ", ".join(f"{k}: {_flatten(saved['config']).get(k)!r} → "
-                      f"{_flatten(config.to_dict()).get(k)!r}" for k in diff[:8])
+    shown = ", ".join(f"{k}: {config_diff.flatten(saved['config']).get(k)!r} → "
+                      f"{config_diff.flatten(config.to_dict()).get(k)!r}" for k in diff[:8])
     raise ConfigMismatch(
         f"{ckpt.root} holds a checkpoint of a different config ({shown}). Use a new --workdir, "
         f"or resume anyway with --config.allow_config_mismatch=True.")

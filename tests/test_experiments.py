@@ -225,6 +225,39 @@ def test_sweep_skips_complete_rows_and_reruns_only_missing_phases(tmp_path, monk
   assert calls[0] == "train"
 
 
+def test_load_config_parses_overrides_as_train_py_and_names_bad_ones():
+  config = common.load_config("configs/cifar10_reduced.py:at,rho=1,model=wrn16",
+                              ["training.batch_size=32", "eval.sanity_checks=false",
+                               "training.rho=0.5"])
+  assert (config.training.batch_size, config.eval.sanity_checks) == (32, False)
+  assert config.training.rho == 0.5 and config.model.name == "wrn16"
+  with pytest.raises(ValueError, match="unknown config key 'training.nope'"):
+    common.load_config("configs/cifar10_reduced.py", ["training.nope=1"])
+  with pytest.raises(ValueError, match="batch_size=x"):
+    common.load_config("configs/cifar10_reduced.py", ["training.batch_size=x"])
+  with pytest.raises(ValueError, match="not of the form key=value"):
+    common.load_config("configs/cifar10_reduced.py", ["training.rho"])
+  with pytest.raises(ValueError, match="unknown training mode 'bogus'"):
+    common.load_config("configs/cifar10_reduced.py:bogus")
+  with pytest.raises(ValueError, match="'configs/missing.py' does not exist"):
+    common.load_config("configs/missing.py")
+
+
+def test_a_key_added_after_a_row_trained_keeps_it_done_only_at_its_default():
+  from jsnn import config_diff
+  saved = {"model": {"width": 0.5, "cfg": [1, 2]}, "eval": {"seed": 0}}
+  current = {"model": {"width": 0.5, "cfg": (1, 2), "encoding": "direct"}, "eval": {"seed": 7}}
+  defaults = {"model": {"width": 1.0, "cfg": [1, 2], "encoding": "direct"}}
+  # Tuples equal lists (as JSON stores them); eval never changes a trained model.
+  assert config_diff.config_differences(saved, current, defaults) == []
+  poisson = {"model": {**current["model"], "encoding": "poisson"}}
+  assert config_diff.config_differences(saved, poisson, defaults) == ["model.encoding"]
+  # Without defaults (the trainer's resume check) a key the run lacks is left out.
+  assert config_diff.config_differences(saved, poisson) == []
+  assert config_diff.config_differences(saved, {"model": {"width": 0.25, "cfg": [1, 2]}}) == [
+      "model.width"]
+
+
 def test_row_sets_cover_the_brief():
   table2 = sweep.make_rows("table2", "reduced", [0, 1, 2])
   assert len(table2) == 33
