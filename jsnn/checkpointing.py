@@ -13,12 +13,23 @@ checkpoint readable and the partial one ignored.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Optional
 
 import orbax.checkpoint as ocp
 
 WHICH = ("latest", "best")
+
+
+class _QuietReadOnly(logging.Filter):
+  """Drops orbax's warning that a manager is read-only: evaluation opens runs so on purpose."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Given directory is read only")
+
+
+logging.getLogger("absl").addFilter(_QuietReadOnly())
 
 
 class Checkpoints:
