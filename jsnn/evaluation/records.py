@@ -50,10 +50,12 @@ def eps255(epsilon: float) -> str:
 
 
 def write_json(path: str, obj) -> None:
+  """Writes ``obj`` atomically: a reader, or a killed run, never sees half a file."""
   atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2) + "\n"))
 
 
 def read_json(path: str, what: str) -> Optional[dict]:
+  """The JSON object at ``path`` (None if absent); an unreadable one is an error, left untouched."""
   if not os.path.exists(path):
     return None
   try:
@@ -69,6 +71,7 @@ def read_json(path: str, what: str) -> Optional[dict]:
 
 
 def read_flags(path: str) -> dict[str, np.ndarray]:
+  """The stored per-example flags (``{}`` if absent); an unreadable file is an error."""
   if not os.path.exists(path):
     return {}
   try:
@@ -84,6 +87,7 @@ def write_flags(path: str, flags: Mapping[str, np.ndarray]) -> None:
 
 
 def settings_fingerprint(settings: Mapping[str, Any]) -> str:
+  """A short hash of a result's settings: a stored result is reused only under the same one."""
   return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -105,6 +109,7 @@ CSV_COLUMNS = ("attack", "accuracy", "correct", "total", "epsilon", "steps", "st
 
 
 def csv_table(results, order) -> str:
+  """``robustness.csv``: one row per attack in ``order``, the cascade's stages, the worst case."""
   buf = io.StringIO()
   writer = csv.DictWriter(buf, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
   writer.writeheader()

@@ -240,6 +240,7 @@ def common_settings(ctx: _Context, variant: Optional[str] = None) -> dict:
 
 def attack_settings(spec: attacks.AttackSpec, epsilon: float, ctx: _Context,
                      variant: Optional[str] = None) -> dict:
+  """What identifies one attack's result (its fingerprint is the resume key), and its budget."""
   fwd, bwd = _expected_passes(spec, ctx, variant)
   common = common_settings(ctx, variant)
   # Settings that cannot change this attack's result are left out, so changing them reuses it.
@@ -278,6 +279,7 @@ def _expected_passes(spec: attacks.AttackSpec, ctx: _Context,
 
 def measure(step, ctx: _Context, *, key, epsilon: float, desc: str, subset=None,
              variables=None):
+  """Runs a jitted step over the test set (or ``subset`` of it): ``(outputs, timing record)``."""
   images, labels = ctx.images, ctx.labels
   batch_size = ctx.settings.batch_size
   if subset is not None:
