@@ -25,7 +25,7 @@ import glob
 import json
 import math
 import os
-from typing import Optional, Sequence
+from typing import Collection, Optional, Sequence
 
 from experiments import common
 
@@ -121,8 +121,8 @@ def cell(ours: Optional[Stat], paper: Optional[float]) -> str:
 
 def stayed_at_chance(row: dict, num_classes: int = 10) -> bool:
   """Whether a run never left chance: clean test accuracy within 3 binomial standard errors of
-  1/classes on its ``num_examples`` images (such a model predicts one class whatever the input,
-  so its "robust" accuracies say nothing about robustness)."""
+  1/classes on its ``num_examples`` images (such a model does no better than guessing, so its
+  "robust" accuracies say nothing about robustness)."""
   acc = (row.get("accuracies") or {}).get("clean")
   n = row.get("num_examples") or 0
   if acc is None or not n:
@@ -387,9 +387,9 @@ def section_table(rep: Report, paper: dict, table: str, rows: list[dict], roots:
   columns = attacks or list(DISPLAY)
   rep.add("Each cell: ours (mean ± std over seeds, %) / paper / ours − paper."
           + (f" {len(at_chance)} of {len(done)} runs stayed at chance (clean accuracy within 3 "
-             "binomial standard errors of 1/classes: the model predicts one class whatever the "
-             "input) and are left out of the means; n counts the others, `+k` those left out, and "
-             "the per-run table lists them all." if at_chance else ""), "")
+             "binomial standard errors of 1/classes: no better than guessing) and are left out "
+             "of the means; n counts the others, `+k` those left out, and the per-run table "
+             "lists them all." if at_chance else ""), "")
   rep.add("| setting | n | " + " | ".join(DISPLAY[a] for a in columns) + " | worst case (ours) |",
           "|---|---:|" + "---:|" * (len(columns) + 1))
   for s in settings:
@@ -439,7 +439,8 @@ def section_table(rep: Report, paper: dict, table: str, rows: list[dict], roots:
               "for its whole budget, and whether it leaves it within 4 epochs varies with the "
               "seed (see each run's metrics.jsonl). They are left out of the means; a longer or "
               "better-initialised reduced protocol would avoid this.")
-  for line in honest_reading(_family(table), stats, paper_rows, columns, learned):
+  for line in honest_reading(_family(table), stats, paper_rows, columns, learned,
+                             at_chance={r["setting"] for r in at_chance}):
     rep.add(f"- {line}")
   if checks_run:
     rep.add(f"- Gradient-masking sanity checks (jsnn.evaluation): {checks_run - len(warnings)} of "
@@ -478,8 +479,12 @@ def compare(stats: dict, a: str, b: str, attack: str):
 
 
 def honest_reading(family: str, stats: dict, paper_rows: dict, columns: Sequence[str],
-                   rows: Sequence[dict]) -> list[str]:
-  """Sentences generated from the numbers: the scale gap, then each comparison of COMPARISONS."""
+                   rows: Sequence[dict], at_chance: Collection[str] = ()) -> list[str]:
+  """Sentences generated from the numbers: the scale gap, then each comparison of COMPARISONS.
+
+  ``at_chance``: settings with runs left out because they stayed at chance; a comparison that
+  loses a side to them says so instead of disappearing.
+  """
   lines = []
   if not stats:
     return ["No results yet."]
@@ -514,6 +519,10 @@ def honest_reading(family: str, stats: dict, paper_rows: dict, columns: Sequence
       parts.append(f"{DISPLAY[attack]} {fmt_signed(delta)}{paper_delta}"
                    + (" *" if is_beyond else ""))
     if not resolved:
+      lost = [s for s in (a, b) if s in at_chance and s not in stats]
+      if lost:
+        lines.append(f"{label}: not compared — every run of {' and '.join(lost)} stayed at "
+                     "chance.")
       continue
     robust_deltas = [compare(stats, a, b, x) for x in robust]
     robust_deltas = [d[0] for d in robust_deltas if d is not None]

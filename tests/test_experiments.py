@@ -338,3 +338,12 @@ def test_runs_that_stayed_at_chance_are_listed_and_left_out_of_the_means(tmp_pat
   assert "1 of 3 runs never left chance (`dlif-rho0-s1` 8.20%)" in text
   per_run = next(l for l in text.splitlines() if l.startswith("| dlif-rho0-s1 |"))
   assert per_run.endswith("| complete, stayed at chance |")
+
+
+def test_a_comparison_whose_side_stayed_at_chance_says_so():
+  learned = {"dlif-rho0": {"clean": report.Stat([30.0]), "fgsm": report.Stat([20.0])}}
+  lines = report.honest_reading("table2", learned, {}, ["clean", "fgsm"], [],
+                                at_chance={"dlif-rho1"})
+  assert "DLIF ρ = 1 vs ρ = 0: not compared — every run of dlif-rho1 stayed at chance." in lines
+  # A setting that was never run is not a comparison to report.
+  assert not any(l.startswith("DLIF ρ = 2 vs ρ = 0") for l in lines)
