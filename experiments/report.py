@@ -435,10 +435,9 @@ def section_table(rep: Report, paper: dict, table: str, rows: list[dict], roots:
   if at_chance:
     rep.add(f"- {len(at_chance)} of {len(done)} runs never left chance ("
             + ", ".join(f"`{r['id']}` {fmt(100 * r['accuracies']['clean'])}%" for r in at_chance)
-            + "): at this scale a run can sit on the CE ≈ ln 10 plateau (uniform predictions) "
-              "for its whole budget, and whether it leaves it within 4 epochs varies with the "
-              "seed (see each run's metrics.jsonl). They are left out of the means; a longer or "
-              "better-initialised reduced protocol would avoid this.")
+            + "): at this scale a run can stay on the initial CE ≈ ln 10 plateau for its whole "
+              "budget, and which runs do varies with the seed and the setting (see each run's "
+              "metrics.jsonl). They are left out of the means.")
   for line in honest_reading(_family(table), stats, paper_rows, columns, learned,
                              at_chance={r["setting"] for r in at_chance}):
     rep.add(f"- {line}")
@@ -516,8 +515,8 @@ def honest_reading(family: str, stats: dict, paper_rows: dict, columns: Sequence
       pa, pb = (paper_rows.get(a, {}).get("values", {}).get(attack),
                 paper_rows.get(b, {}).get("values", {}).get(attack))
       paper_delta = f", paper {fmt_signed(pb - pa)}" if pa is not None and pb is not None else ""
-      parts.append(f"{DISPLAY[attack]} {fmt_signed(delta)}{paper_delta}"
-                   + (" *" if is_beyond else ""))
+      parts.append(f"{DISPLAY[attack]} {fmt_signed(delta)}{' *' if is_beyond else ''}"
+                   f"{paper_delta}")
     if not resolved:
       lost = [s for s in (a, b) if s in at_chance and s not in stats]
       if lost:

@@ -347,3 +347,15 @@ def test_a_comparison_whose_side_stayed_at_chance_says_so():
   assert "DLIF ρ = 1 vs ρ = 0: not compared — every run of dlif-rho1 stayed at chance." in lines
   # A setting that was never run is not a comparison to report.
   assert not any(l.startswith("DLIF ρ = 2 vs ρ = 0") for l in lines)
+
+
+def test_a_difference_beyond_both_stds_is_starred_on_our_number_not_the_papers():
+  stats = {"dlif-rho0": {"clean": report.Stat([20.0, 22.0]), "fgsm": report.Stat([10.0, 11.0])},
+           "dlif-rho1": {"clean": report.Stat([20.0, 23.0]), "fgsm": report.Stat([15.0, 16.0])}}
+  paper = {"dlif-rho0": {"values": {"clean": 85.0, "fgsm": 38.0}},
+           "dlif-rho1": {"values": {"clean": 85.5, "fgsm": 39.0}}}
+  (line,) = [l for l in report.honest_reading("table2", stats, paper, ["clean", "fgsm"], [])
+             if l.startswith("DLIF ρ = 1 vs ρ = 0")]
+  # FGSM: Δ = 15.5 − 10.5 = 5 > max std 0.71; clean: Δ = 0.5 < 2.12.
+  assert "Clean +0.50, paper +0.50;" in line and "FGSM +5.00 *, paper +1.00" in line
+  assert "1 of 1 robust differences beyond one std" in line
