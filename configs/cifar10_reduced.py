@@ -57,12 +57,16 @@ min of evaluation and, for the AT rows, 2.6 min of ε sweep. Seven rows reached 
 accuracy on the 500 test images; AT with ρ = 1 stayed at 11.2 % (its MS-MPPD fell to 6·10⁻⁴ within
 two epochs while the CE stayed at ln 10: the regulariser was minimised by a last spiking layer that
 ignores the input — on 100 test images it fires at 0.6 % of its steps (12.9 % for ρ = 0) and its
-input currents vary across images 50 times less (std 0.010 against 0.50)). VGG11 at this scale does
-not train: at initialisation its two hidden FC spiking layers fire at 1.2 % and 0 % (against 15–25 %
-in the conv layers; measured on 64 training images), and a probe of row ``at,rho=1,model=vgg11`` (4
-epochs, batch 32, 227 s of training) stayed at 10.0 % test accuracy in every epoch, its MS-MPPD
-falling to 0. VGG5's head starts as silent (1.3 % and 0 %) but leaves chance within one or two
-epochs, so Table 1's VGG11 needs a longer schedule than this protocol; it was not run.
+input currents vary across images 50 times less (std 0.010 against 0.50)). Seed 1 of the two AT rows
+(``--seeds 1 --only at-rho0,at-rho1``, 21 min): ρ = 1 collapsed again (8.2 %, MS-MPPD 9·10⁻⁴ after
+epoch 4); ρ = 0 reached 17.2 %, but every test image it classifies correctly has an all-zero input
+gradient (the zero-gradient check fails, and PGD-10 at 64/255 leaves 18.6 %), so its robust
+accuracies (FGSM 17.2 %, PGD-10 15.8 %) are masked, not robust. VGG11 at this scale does not train:
+at initialisation its two hidden FC spiking layers fire at 1.2 % and 0 % (against 15–25 % in the
+conv layers; measured on 64 training images), and a probe of row ``at,rho=1,model=vgg11`` (4 epochs,
+batch 32, 227 s of training) stayed at 10.0 % test accuracy in every epoch, its MS-MPPD falling to
+0. VGG5's head starts as silent (1.3 % and 0 %) but leaves chance within one or two epochs, so Table
+1's VGG11 needs a longer schedule than this protocol; it was not run.
 
 What it can show: that every piece runs end to end on real CIFAR-10 images; how the rows compare
 with each other at this scale, with a seed spread to judge the differences against; whether ρ > 0
