@@ -61,24 +61,27 @@ input currents vary across images 50 times less (std 0.010 against 0.50)). Seed 
 (``--seeds 1 --only at-rho0,at-rho1``, 21 min): ρ = 1 collapsed again (8.2 %, MS-MPPD 9·10⁻⁴ after
 epoch 4); ρ = 0 reached 17.2 %, but every test image it classifies correctly has an all-zero input
 gradient (the zero-gradient check fails, and PGD-10 at 64/255 leaves 18.6 %), so its robust
-accuracies (FGSM 17.2 %, PGD-10 15.8 %) are masked, not robust. VGG11 at this scale does not train:
-at initialisation its two hidden FC spiking layers fire at 1.2 % and 0 % (against 15–25 % in the
-conv layers; measured on 64 training images), and a probe of row ``at,rho=1,model=vgg11`` (4 epochs,
-batch 32, 227 s of training) stayed at 10.0 % test accuracy in every epoch, its MS-MPPD falling to
-0. VGG5's head starts as silent (1.3 % and 0 %) but leaves chance within one or two epochs, so Table
-1's VGG11 needs a longer schedule than this protocol; it was not run.
+accuracies (FGSM 17.2 %, PGD-10 15.8 %) are masked, not robust. VGG11 at this scale does not train
+at T = 4: at initialisation its two hidden FC spiking layers fire at 1.2 % and 0 % (against 15–25 %
+in the conv layers; measured on 64 training images); a probe of row ``at,rho=1,model=vgg11`` (4
+epochs, batch 32, 227 s of training) stayed at 10.0 % test accuracy in every epoch, its MS-MPPD
+falling to 0, and so did natural training for 8 epochs (batch 32, 174 s). VGG5's head starts as
+silent (1.3 % and 0 %) but leaves chance within one or two epochs. With the paper's T = 8 (``--set
+model.time_steps=8``) natural VGG11 trains: 16.3, 20.5, 19.9, 27.4 % test accuracy after epochs 1–4
+(batch 32, 168 s, 118–131 img/s). Table 1's VGG11 rows were not run; at T = 8 they would cost about
+70 minutes for seed 0 (estimated from these probes, not timed).
 
 What it can show: that every piece runs end to end on real CIFAR-10 images; how the rows compare
 with each other at this scale, with a seed spread to judge the differences against; whether ρ > 0
-lowers the MS-MPPD during training (Figure 5) and under attack (Figure 3); how far the DLIF
-factors move from 1 (Figure 4); whether the DLIF placements differ; whether the evaluation shows
-signs of gradient masking. What it cannot show: the paper's absolute accuracies (its VGG5 reaches
-85% clean; these models are far smaller and far less trained); differences of the size the paper
-reports between Table 2's rows (≈ 1 point — one accuracy on 500 images has a binomial standard
-error of ≈ 1.6–2 points, and the seed spread adds to it); the PGD-7/20/40 and APGD-DLR columns;
-effects that need long training, such as the clean-accuracy collapse of LIF at ρ = 2; Table 1's
-VGG11, whose spiking head does not leave chance in 4 epochs at this width; and, with one seed per
-Table 1 row, any Table 1 difference below about 5 points (two binomial standard errors of the
+lowers the MS-MPPD during training (Figure 5) and under attack (Figure 3); how far the DLIF factors
+move from 1 (Figure 4); whether the DLIF placements differ; whether the evaluation shows signs of
+gradient masking. What it cannot show: the paper's absolute accuracies (its VGG5 reaches 85% clean;
+these models are far smaller and far less trained); differences of the size the paper reports
+between Table 2's rows (≈ 1 point — one accuracy on 500 images has a binomial standard error of ≈
+1.6–2 points, and the seed spread adds to it); the PGD-7/20/40 and APGD-DLR columns; effects that
+need long training, such as the clean-accuracy collapse of LIF at ρ = 2; Table 1's VGG11, whose
+spiking head does not leave chance at T = 4 (it trains at T = 8, not run here); and, with one seed
+per Table 1 row, any Table 1 difference below about 5 points (two binomial standard errors of the
 difference of two accuracies of 10–20 % on 500 images, before any seed spread).
 """
 
