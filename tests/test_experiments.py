@@ -268,6 +268,12 @@ def test_row_sets_cover_the_brief():
   reduced = sweep.make_rows("table1_wrn16", "reduced", [0])
   config = sweep.row_config(reduced[0])
   assert config.model.name == "wrn16" and config.model.neuron == "lif"
+  # Table 1's reduced models train with batch 32, VGG11 at T = 8; Table 2's VGG5 is unchanged.
+  assert (config.training.batch_size, config.model.time_steps) == (32, 4)
+  vgg11 = sweep.row_config(sweep.make_rows("table1_vgg11", "reduced", [0])[0])
+  assert (vgg11.training.batch_size, vgg11.model.time_steps) == (32, 8)
+  assert (sweep.row_config(table2[0]).training.batch_size, sweep.row_config(table2[0]).model
+          .time_steps) == (64, 4)
 
 
 # -------------------------------------------------------------------------------------------------
