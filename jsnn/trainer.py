@@ -335,8 +335,8 @@ def _check_resume_config(ckpt, config):
     return
   diff = config_diff.config_differences(saved["config"], config.to_dict())
   if diff and not config.allow_config_mismatch:
-    shown = ", ".join(f"{k}: {config_diff.flatten(saved['config']).get(k)!r} → "
-                      f"{config_diff.flatten(config.to_dict()).get(k)!r}" for k in diff[:8])
+    before, after = config_diff.flatten(saved["config"]), config_diff.flatten(config.to_dict())
+    shown = ", ".join(f"{k}: {before.get(k)!r} → {after.get(k)!r}" for k in diff[:8])
     raise ConfigMismatch(
         f"{ckpt.root} holds a checkpoint of a different config ({shown}). Use a new --workdir, "
         f"or resume anyway with --config.allow_config_mismatch=True.")
