@@ -57,6 +57,7 @@ The package, each layer knowing nothing of those above it:
 * :mod:`~jsnn.evaluation.steps`: the pure, jittable per-batch steps and the batched loop;
 * :mod:`~jsnn.evaluation.checks`: the worst case and the sanity checks, functions of the results;
 * :mod:`~jsnn.evaluation.records`: the table, the CSV and the files;
+* :mod:`~jsnn.evaluation.summary`: per-estimator worst cases, masking diagnostics, the report;
 * :mod:`~jsnn.evaluation.runner`: :func:`evaluate_checkpoint`, which puts them together;
 * :mod:`~jsnn.evaluation.epsilon_sweep`: :func:`sweep_epsilon` (Figure 3).
 """
