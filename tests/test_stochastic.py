@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import default as default_config
 from configs import smoke as smoke_config
+import helpers
 from jsnn import attacks, evaluation, models, parallel, spiking, trainer
 from jsnn.attacks import eot
 
@@ -179,15 +179,8 @@ def _copy(run, tmp_path):
 
 
 def _eval_config(attack_names="clean,fgsm", **overrides):
-  config = default_config.get_config()
-  config.eval.attacks = attack_names
-  config.eval.num_examples = NUM_EXAMPLES
-  config.eval.batch_size = BATCH_SIZE
-  config.eval.progress_bar = False
-  config.eval.sanity_checks = False
-  for k, v in overrides.items():
-    config.eval[k] = v
-  return config
+  return helpers.eval_config(attack_names, num_examples=NUM_EXAMPLES, batch_size=BATCH_SIZE,
+                             **overrides)
 
 
 def _read(workdir):
