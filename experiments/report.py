@@ -770,8 +770,8 @@ def section_not_run(rep: Report, paper: dict, tables_run: set) -> None:
   rep.add(f"## {NOT_RUN_TITLE}", "")
   for k in missing:
     t = paper["tables"][k]
-    why = ("CIFAR-100 is not available offline on this machine (../shared/data/README.md); the "
-           "configs (configs/cifar100_*.py) run it where TFDS can prepare it"
+    why = ("CIFAR-100 is not available offline on this machine (../shared/data/README.md); "
+           f"where TFDS can prepare it: `python -m experiments.sweep --rows {k} --protocol full`"
            if t["dataset"] == "cifar100" else
            "not run yet: `python -m experiments.sweep --rows "
            + ("table2" if k == "table2" else "table1_" + t["model"]) + " --protocol reduced` "

@@ -61,6 +61,7 @@ def test_report_writes_the_table_with_paper_numbers_differences_and_std(tmp_path
   assert "| DLIF, AT, ρ = 2.0, MS-MPPD | 0 (not run) | — / 85.15 / — |" in text
   assert "DLIF ρ = 1 vs ρ = 0: robust accuracy higher under every attack" in text
   assert "Table 1 (CIFAR-100), VGG11: CIFAR-100 is not available offline" in text
+  assert "`python -m experiments.sweep --rows table1_cifar100_vgg11 --protocol full`" in text
 
 
 def test_suite_accuracies_are_worst_cases_over_each_suites_flags():
@@ -274,6 +275,23 @@ def test_row_sets_cover_the_brief():
   assert (vgg11.training.batch_size, vgg11.model.time_steps) == (32, 8)
   assert (sweep.row_config(table2[0]).training.batch_size, sweep.row_config(table2[0]).model
           .time_steps) == (64, 4)
+  # CIFAR-100's Table 1 runs only at full scale (no offline data for a reduced one).
+  c100 = sweep.make_rows("table1_cifar100_wrn16", "full", [42])
+  assert {r.config for r in c100} == {"configs/cifar100_wrn16.py"} and len(c100) == 8
+  assert sweep.row_config(c100[0]).data.name == "cifar100"
+  with pytest.raises(ValueError, match="'table1_cifar100_vgg11' has no 'reduced' protocol"):
+    sweep.make_rows("table1_cifar100_vgg11", "reduced", [0])
+
+
+def test_sweep_command_line_names_a_bad_protocol_or_seed(capsys):
+  with pytest.raises(SystemExit):
+    sweep.main(["--rows", "table1_cifar100_vgg11", "--protocol", "reduced", "--list"])
+  assert "has no 'reduced' protocol; expected one of ['full']" in capsys.readouterr().err
+  with pytest.raises(SystemExit):
+    sweep.main(["--rows", "table2", "--seeds", "0,x", "--list"])
+  assert "--seeds '0,x': expected comma-separated integers" in capsys.readouterr().err
+
+
 
 
 # -------------------------------------------------------------------------------------------------
