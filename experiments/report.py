@@ -374,6 +374,11 @@ def section_table(rep: Report, paper: dict, table: str, rows: list[dict], roots:
   at_chance = [r for r in done if stayed_at_chance(r, num_classes)]
   learned = [r for r in done if r not in at_chance]
   stats = setting_stats(learned)
+  # A run that learned but failed a gradient-masking check stays in the mean (its attacks did run),
+  # yet its robust accuracies may be inflated: its setting is marked so no reader takes it at face
+  # value.
+  masked = {r["id"]: failed_checks(r) for r in learned if failed_checks(r)}
+  masked_settings = {r["setting"] for r in learned if r["id"] in masked}
   paper_rows = spec["rows"]
   # The paper's rows in its order, then ours that it does not have (the DLIF placement rows).
   settings = list(paper_rows) + [s for s in dict.fromkeys(r["setting"] for r in rows)
@@ -405,7 +410,8 @@ def section_table(rep: Report, paper: dict, table: str, rows: list[dict], roots:
                                                        for a in columns) + " | — |")
       continue
     extra = f" (+{n_chance[s]})" if n_chance.get(s) else ""
-    rep.add(f"| {label} | {n_seeds.get(s, 0)}{extra} | "
+    mark = " †" if s in masked_settings else ""
+    rep.add(f"| {label}{mark} | {n_seeds.get(s, 0)}{extra} | "
             + " | ".join(cell(ours.get(a), paper_vals.get(a)) for a in columns)
             + f" | {ours['worst-case'] if 'worst-case' in ours else '—'} |")
   rep.add("", "<details><summary>Per run</summary>", "",
@@ -423,8 +429,15 @@ def section_table(rep: Report, paper: dict, table: str, rows: list[dict], roots:
             f"{fmt(100 * best) if best is not None else '—'} | "
             f"{fmt_seconds(tr.get('wall_s'))} | "
             f"{fmt_seconds((r.get('evaluation') or {}).get('wall_s'))} | {r.get('status', '')}"
-            + (", stayed at chance" if r in at_chance else "") + " |")
+            + (", stayed at chance" if r in at_chance else "")
+            + (f", masking check failed: {', '.join(masked[r['id']])}" if r["id"] in masked
+               else "") + " |")
   rep.add("", "</details>", "")
+  if masked:
+    rep.add("† The mean includes runs that learned but failed a gradient-masking check ("
+            + ", ".join(f"`{i}`: {', '.join(names)}" for i, names in masked.items())
+            + "): their robust accuracies are what the attacks found, and may overstate "
+              "robustness.", "")
   failed = [r for r in rows if r.get("status") == "failed"]
   if failed:
     rep.add("", "Failed rows: " + "; ".join(f"`{r['id']}`: {r.get('error', '')}" for r in failed))
@@ -452,6 +465,11 @@ def section_table(rep: Report, paper: dict, table: str, rows: list[dict], roots:
             + reduced_scope(), "")
   # The figures average runs too: the ones that never left chance would only dilute them.
   section_figures(rep, table, [r for r in rows if r not in at_chance], roots)
+
+
+def failed_checks(row: dict) -> list:
+  """Names of the gradient-masking checks (jsnn.evaluation.checks) that `row` failed."""
+  return [c["name"] for c in row.get("checks", []) if not c.get("passed")]
 
 
 def reduced_scope() -> str:

@@ -95,7 +95,8 @@ def test_report_renders_the_suite_comparison(tmp_path):
                                                "models": [model]})
   text = open(report.build([str(tmp_path / "results")], str(tmp_path / "docs"))).read()
   assert ("| DLIF AT ρ=1 | 30.00 | 15.00 | 12.00 | 14.00 | 25.00 | 11.00 | 4.00 |") in text
-  assert "| DLIF AT ρ=1 | apgd-ce 13.00 → square 12.00 | triangle 15.00, bptr 20.00 | 2 | 0 |" in text
+  assert ("| DLIF AT ρ=1 | apgd-ce 13.00 → square 12.00 | triangle 15.00, bptr 20.00 | 2 | 0 |"
+          in text)
   assert "the paper's suite reports 4.00 points more robust accuracy" in text
   assert "a sign of gradient masking there" in text
 
@@ -292,8 +293,6 @@ def test_sweep_command_line_names_a_bad_protocol_or_seed(capsys):
   assert "--seeds '0,x': expected comma-separated integers" in capsys.readouterr().err
 
 
-
-
 # -------------------------------------------------------------------------------------------------
 # Theorem 3.1
 # -------------------------------------------------------------------------------------------------
@@ -362,6 +361,28 @@ def test_runs_that_stayed_at_chance_are_listed_and_left_out_of_the_means(tmp_pat
   assert "1 of 3 runs never left chance (`dlif-rho0-s1` 8.20%)" in text
   per_run = next(l for l in text.splitlines() if l.startswith("| dlif-rho0-s1 |"))
   assert per_run.endswith("| complete, stayed at chance |")
+
+
+def test_a_run_that_failed_a_masking_check_is_marked_but_kept_in_the_mean(tmp_path):
+  root = tmp_path / "results" / "table2_reduced"
+  root.mkdir(parents=True)
+  rows = [_row("dlif-rho0", 0, {"clean": 0.30, "fgsm": 0.20}, 0.20),
+          _row("dlif-rho0", 1, {"clean": 0.20, "fgsm": 0.10}, 0.10),
+          _row("dlif-rho1", 0, {"clean": 0.30, "fgsm": 0.20}, 0.20)]
+  rows[1]["checks"] = [{"name": "pgd-vs-fgsm", "passed": True, "message": ""},
+                       {"name": "zero-gradient", "passed": False, "message": "all-zero"}]
+  common.write_json(str(root / "results.json"), {"runs": [], "rows": rows})
+  text = open(report.build([str(tmp_path / "results")], str(tmp_path / "docs"))).read()
+  lines = text.splitlines()
+  # Mean of 30 and 20: the masked run still counts.
+  assert next(l for l in lines if l.startswith("| DLIF, AT, ρ = 0.0, MS-MPPD")).startswith(
+      "| DLIF, AT, ρ = 0.0, MS-MPPD † | 2 | 25.00 ± 7.07 /")
+  assert next(l for l in lines if l.startswith("| DLIF, AT, ρ = 1.0, MS-MPPD")).startswith(
+      "| DLIF, AT, ρ = 1.0, MS-MPPD | 1 |")
+  assert next(l for l in lines if l.startswith("| dlif-rho0-s1 |")).endswith(
+      "| complete, masking check failed: zero-gradient |")
+  assert "† The mean includes runs that learned but failed a gradient-masking check " \
+         "(`dlif-rho0-s1`: zero-gradient)" in text
 
 
 def test_a_comparison_whose_side_stayed_at_chance_says_so():
