@@ -1,7 +1,8 @@
-"""Trains a spiking network: ``python train.py --config configs/cifar10_vgg11.py --workdir runs/x``.
+"""Trains a spiking network: ``python train.py --config configs/cifar10_vgg11.py --workdir X``.
 
 Rerunning the same command resumes from the workdir's latest checkpoint. Override any config key
-as ``--config.training.rho=0.5``; pick a paper row as ``--config configs/cifar10_vgg11.py:at_reg,rho=0``.
+as ``--config.training.rho=0.5``; pick a paper row as
+``--config configs/cifar10_vgg11.py:at_reg,rho=0``.
 """
 
 import logging

@@ -1,4 +1,4 @@
-r"""A reduced protocol for a 2-core CPU: VGG5 at 1/4 width, a 256-unit head, T = 4, on CIFAR-10-mini.
+r"""A reduced protocol for 2 CPU cores: VGG5 at 1/4 width, 256-unit head, T = 4, CIFAR-10-mini.
 
     python train.py --config configs/cifar10_cpu.py:natural --workdir runs/cpu_natural
     python train.py --config configs/cifar10_cpu.py:at,rho=1 --workdir runs/cpu_at_rho1

@@ -20,11 +20,12 @@ def get_config(arg=None):
   config.model = ml_collections.ConfigDict()
   config.model.name = "vgg11"           # vgg5 | vgg11 | wrn16 (WRN-16-4)
   config.model.neuron = "dlif"          # lif (paper Eq. 1) | dlif (§3.3, trainable a[t])
-  config.model.dlif_placement = "input"  # input (reference code, produced the tables) | leak (paper)
+  config.model.dlif_placement = "input"  # input (reference; made the tables) | leak (paper)
   config.model.time_steps = 8           # T of direct encoding
   config.model.leak = 0.99              # λ
   config.model.threshold = 1.0          # u_th
-  config.model.surrogate = "triangle"   # triangle (Eq. 18) | sigmoid | arctan | rectangular | straight_through
+  # triangle (Eq. 18) | sigmoid | arctan | rectangular | straight_through
+  config.model.surrogate = "triangle"
   config.model.surrogate_width = 1.0    # ω of the triangle (α for sigmoid/arctan)
   config.model.width = 1.0              # channel multiplier (1.0 = the paper's model)
   config.model.head_width = 4096        # VGG hidden FC width (4096 in the paper)
@@ -37,7 +38,7 @@ def get_config(arg=None):
   config.data.name = "cifar10"          # cifar10 | cifar100 | synthetic
   config.data.dir = ""                  # directory (or file) of .npz arrays; "" = read TFDS
   config.data.tfds_data_dir = ""        # TFDS data dir; "" = TFDS's default (~/tensorflow_datasets)
-  config.data.download = False          # let TFDS download and prepare (needs internet + TensorFlow)
+  config.data.download = False          # let TFDS download and prepare (internet + TensorFlow)
   config.data.train_size = 0            # class-balanced training subset; 0 = all
   config.data.validation_size = 0       # training images held out for checkpoint selection
   config.data.crop = True               # random crop 32 with zero padding 4

@@ -1,7 +1,8 @@
 r"""A tiny SNN that trains one short epoch on synthetic data: the end-to-end check.
 
     python train.py --config configs/smoke.py --workdir runs/smoke
-    python train.py --config configs/smoke.py --workdir runs/smoke_real --config.data.dir=../shared/data/cifar10-mini
+    python train.py --config configs/smoke.py --workdir runs/smoke_real \
+        --config.data.dir=../shared/data/cifar10-mini
 
 VGG5 at 1/8 width with a 64-unit head, T = 4, RFGSM AT with MS-MPPD (ρ = 1): every piece of the
 paper's method runs. On synthetic data it finishes in well under 2 minutes on 2 CPU cores.

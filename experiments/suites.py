@@ -1,4 +1,4 @@
-r"""The paper's attack suite against ``standard`` and ``full`` on trained models: how much it overstates.
+r"""How much the paper's attack suite overstates robustness, against ``standard`` and ``full``.
 
     python -m experiments.suites --config configs/cifar10_reduced.py \
         --model "DLIF AT ρ=0=results/table2_reduced/dlif-rho0-s0" \
@@ -13,9 +13,9 @@ The transfer source above is the same row trained with another surrogate:
 
 Each ``--model label=workdir`` is copied (its ``config.json`` and checkpoints, not its results)
 into ``<root>/<slug>/`` and evaluated there with ``eval.suite=full`` and the ``eval`` section of
-``--config`` (``--set eval.key=value`` overrides it): the paper's suite, the AutoAttack-style cascade
-APGD-CE → APGD-T → Square, every gradient attack again under each gradient estimator, and, with
-``--transfer-from``, every gradient attack crafted on that run. The evaluation is resumable, so
+``--config`` (``--set eval.key=value`` overrides it): the paper's suite, the AutoAttack-style
+cascade APGD-CE → APGD-T → Square, every gradient attack again under each gradient estimator, and,
+with ``--transfer-from``, every gradient attack crafted on that run. The evaluation is resumable, so
 rerunning after an interruption finishes what is missing.
 
 From each model's per-example flags it then computes the robust accuracy of
@@ -165,7 +165,7 @@ def _parse_model(text: str) -> tuple[str, str]:
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--config", required=True, help="config file[:arg] whose eval section runs")
   parser.add_argument("--model", action="append", type=_parse_model, required=True,
                       help="label=workdir of a trained run (repeatable)")

@@ -1,11 +1,11 @@
 """jsnn: adversarially robust spiking neural networks in JAX/Flax.
 
-Reimplements "Robust Stable Spiking Neural Networks" (Ding et al., ICML 2024): LIF/DLIF neurons with
-surrogate gradients, membrane-potential perturbation dynamics (MPPD) and the MS-MPPD regulariser,
-SNN VGG/WRN models, adversarial training and a robustness evaluation suite.
+Reimplements "Robust Stable Spiking Neural Networks" (Ding et al., ICML 2024): LIF/DLIF neurons
+with surrogate gradients, membrane-potential perturbation dynamics (MPPD) and the MS-MPPD
+regulariser, SNN VGG/WRN models, adversarial training and a robustness evaluation suite.
 
-Submodules are imported lazily: ``jsnn.spiking``, ``jsnn.perturbation`` and ``jsnn.attacks`` are pure
-JAX; ``jsnn.models`` holds the Flax models.
+Submodules are imported lazily: ``jsnn.spiking``, ``jsnn.perturbation`` and ``jsnn.attacks`` are
+pure JAX; ``jsnn.models`` holds the Flax models.
 """
 
 from jsnn import _xla

@@ -1,8 +1,8 @@
 """Data parallelism over every device with ``jax.sharding``: one code path from a CPU to a pod.
 
-A 1-D mesh over all global devices with axis ``"data"``: batches are sharded along it, parameters and
-optimiser state are replicated. Under ``jit`` the BatchNorm means over the batch are then computed
-over the *global* batch (XLA inserts the all-reduce), as on one device.
+A 1-D mesh over all global devices with axis ``"data"``: batches are sharded along it, parameters
+and optimiser state are replicated. Under ``jit`` the BatchNorm means over the batch are then
+computed over the *global* batch (XLA inserts the all-reduce), as on one device.
 """
 
 from __future__ import annotations

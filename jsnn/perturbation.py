@@ -139,9 +139,9 @@ def l2_gain_bound(spectral_norm, leak=0.99):
 
   !!! The inequality ``‖ε[:T]‖_L2 ≤ γ·‖Δs[:T]‖_L2`` does **not** hold for every T: the proof's step
   from Eq. 26 to Eq. 27 bounds a squared sum of powers of λ by the sum itself. The tight gain is
-  :func:`l2_gain` (``‖L_T‖·‖W‖``, with ``‖L_T‖ ≤ (1−λ^T)/(1−λ)``). At the paper's λ = 0.99 and T = 8,
-  ``‖L_T‖ = 5.26 ≤ sqrt(1/(1−λ)) = 10``, so the theorem holds for its models; at λ = 0.99 it fails
-  from T = 17 on, and at λ = 0.9 already at T = 8 (4.11 > 3.16).
+  :func:`l2_gain` (``‖L_T‖·‖W‖``, with ``‖L_T‖ ≤ (1−λ^T)/(1−λ)``). At the paper's λ = 0.99
+  and T = 8, ``‖L_T‖ = 5.26 ≤ sqrt(1/(1−λ)) = 10``, so the theorem holds for its models;
+  at λ = 0.99 it fails from T = 17 on, and at λ = 0.9 already at T = 8 (4.11 > 3.16).
 
   Args:
     spectral_norm: ``‖W‖`` (see :func:`spectral_norm_dense`, :func:`spectral_norm_conv`).

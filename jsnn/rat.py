@@ -1,10 +1,10 @@
-"""The SNN-RAT weight regulariser (Ding et al., NeurIPS 2022), as the reference applies it (spec §4.6).
+"""The SNN-RAT weight regulariser (Ding et al., NeurIPS 2022) as the reference applies it (§4.6).
 
 Not a loss term: after every optimiser step, every conv and dense weight, seen as a matrix ``W`` of
 shape ``[out, in·k·k]``, takes one step of the Parseval retraction ``W ← (1+β)W − β·W·Wᵀ·W``, which
-pulls its singular values towards 1. Dense layers with at least 200 output rows update a fresh random
-30 % of their rows each step, with the Gram matrix of those rows only. The residual weights of WRN's
-convex combinations are then projected onto the probability simplex.
+pulls its singular values towards 1. Dense layers with at least 200 output rows update a fresh
+random 30 % of their rows each step, with the Gram matrix of those rows only. The residual weights
+of WRN's convex combinations are then projected onto the probability simplex.
 
 Pure JAX on parameter pytrees; parameters are recognised by name (``kernel`` for conv/dense weights,
 ``convex_combination`` for WRN's residual weights).
@@ -25,7 +25,8 @@ def orthogonal_retraction(matrix, beta):
 
 
 def _kernel_as_matrix(kernel):
-  # Flax kernels are [in, out] (dense) or [kh, kw, in, out] (conv); the reference's rows are outputs.
+  # Flax kernels are [in, out] (dense) or [kh, kw, in, out] (conv); the reference's rows are
+  # outputs.
   return kernel.reshape(-1, kernel.shape[-1]).T
 
 
@@ -56,7 +57,7 @@ def retract_kernel(kernel, beta, *, key=None, row_fraction=0.3, min_rows_for_sam
 
 
 def project_to_simplex(v):
-  """Euclidean projection of a vector onto ``{x : x ≥ 0, Σx = 1}`` (sort-based, Duchi et al. 2008)."""
+  """Euclidean projection onto ``{x : x ≥ 0, Σx = 1}`` (sort-based, Duchi et al. 2008)."""
   u = jnp.sort(v)[::-1]
   css = jnp.cumsum(u)
   k = jnp.arange(1, v.shape[0] + 1, dtype=v.dtype)

@@ -80,7 +80,7 @@ class StepSettings:
 
 
 def learning_rate_schedule(base_lr: float, epochs: int, steps_per_epoch: int):
-  """Cosine annealing to 0 stepped once per epoch: ``lr_e = lr/2·(1 + cos(π·e/epochs))`` (spec §4.4)."""
+  """Cosine annealing to 0, stepped per epoch: ``lr_e = lr/2·(1 + cos(π·e/epochs))``, §4.4."""
 
   def schedule(step):
     epoch = step // steps_per_epoch
@@ -117,7 +117,7 @@ def perturb(settings: StepSettings, model, variables, images, labels, key, encod
 
 
 def distance_term(settings: StepSettings, clean, perturbed):
-  """MS-MPPD / TASAD / STD between the captured last-layer activations; the clean side is constant."""
+  """MS-MPPD / TASAD / STD between the captured last-layer activations (clean side constant)."""
   clean = jax.lax.stop_gradient(clean)
   if settings.distance == "ms_mppd":
     return perturbation.ms_mppd(clean["currents"] - perturbed["currents"], settings.mppd_leak,

@@ -292,9 +292,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         bad = ["parameters or batch statistics"]
       if bad:
         raise TrainingDiverged(
-            f"{', '.join(bad)} became NaN or infinite between steps {epoch_steps[0]} and {end_step} "
-            f"(epoch {epoch + 1}); the last good checkpoint (step {ckpt.latest_step()}) is kept in "
-            f"{ckpt.root}. Try a lower --config.training.learning_rate or float32.")
+            f"{', '.join(bad)} became NaN or infinite between steps {epoch_steps[0]} and "
+            f"{end_step} (epoch {epoch + 1}); the last good checkpoint (step {ckpt.latest_step()}) "
+            f"is kept in {ckpt.root}. Try a lower --config.training.learning_rate or float32.")
       train_time = time.time() - epoch_start
       test_accuracy = evaluate_clean(eval_fn, state.variables, dataset.test_images,
                                      dataset.test_labels.astype(np.int32), t.eval_batch_size, mesh)

@@ -91,7 +91,8 @@ def test_resume_in_a_new_process_equals_an_uninterrupted_run(tmp_path):
 def test_a_workdir_of_another_config_is_refused(tmp_path):
   trainer.train_and_evaluate(tiny_config(epochs=1), str(tmp_path))
   before = sorted(os.listdir(tmp_path / "checkpoints" / "latest"))
-  with pytest.raises(trainer.ConfigMismatch, match=r"training.rho: 1.0 → 0.5.*allow_config_mismatch"):
+  with pytest.raises(trainer.ConfigMismatch,
+                     match=r"training.rho: 1.0 → 0.5.*allow_config_mismatch"):
     trainer.train_and_evaluate(tiny_config(epochs=1, rho=0.5), str(tmp_path))
   assert sorted(os.listdir(tmp_path / "checkpoints" / "latest")) == before
 
@@ -200,7 +201,7 @@ def test_four_devices_give_the_single_device_step(tmp_path):
 
 
 def test_a_partial_save_left_by_a_kill_is_ignored(tmp_path):
-  """Orbax writes into a temporary directory and renames it when complete (jsnn/checkpointing.py)."""
+  """Orbax writes to a temporary directory, renamed when complete (jsnn/checkpointing.py)."""
   config = tiny_config(epochs=2)
   trainer.train_and_evaluate(config, str(tmp_path), stop_after_epoch=1)
   partial = tmp_path / "checkpoints" / "latest" / "4.orbax-checkpoint-tmp-1234"

@@ -7,9 +7,10 @@ stochastic model, and :func:`majority_vote` gives the prediction such a model is
 
 Fresh draws without threading a key through every attack: the draws of one call are keyed by the
 base key folded with a hash of the query point's bits (:func:`point_key`). Each new iterate of an
-attack gets new draws, as EOT needs, while the same point always gets the same ones, so the function
-stays pure and an attack's bookkeeping (APGD's best loss, Square's margins) is reproducible. The hash
-covers the whole batch, so the draws of an example also depend on the other images of its batch.
+attack gets new draws, as EOT needs, while the same point always gets the same ones, so the
+function stays pure and an attack's bookkeeping (APGD's best loss, Square's margins) is
+reproducible. The hash covers the whole batch, so the draws of an example also depend on the other
+images of its batch.
 """
 
 from __future__ import annotations

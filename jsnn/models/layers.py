@@ -4,8 +4,8 @@ time-folding helpers. The dynamics live in :mod:`jsnn.spiking`.
 Activations are time-major ``[T, B, ...]``. Stateless layers (conv, BN, pooling, dense) run on the
 time-folded ``[T·B, ...]`` view, so BatchNorm statistics pool over time and batch together with one
 set of BN parameters shared across time steps, as in the reference (spec §1.1). An activation
-without a time axis (``[B, ...]``) is a *static* input — under direct encoding, everything before the
-first spiking layer sees T identical copies, so it is computed once and broadcast to T at the
+without a time axis (``[B, ...]``) is a *static* input — under direct encoding, everything before
+the first spiking layer sees T identical copies, so it is computed once and broadcast to T at the
 first neuron.
 """
 
@@ -94,7 +94,7 @@ class SpikingNeuron(nn.Module):
 
   @nn.compact
   def __call__(self, currents):
-    """``currents``: ``[T, B, ...]``, or static ``[B, H, W, C]`` broadcast over T. Returns spikes."""
+    """Spikes for ``currents`` ``[T, B, ...]`` (or static ``[B, H, W, C]``, broadcast to T)."""
     if is_static(currents):
       currents = spiking.direct_encoding(currents, self.time_steps)
     kwargs = dict(leak=self.leak, threshold=self.threshold, surrogate=self.surrogate,

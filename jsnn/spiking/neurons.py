@@ -69,8 +69,9 @@ def lif_step(membrane, current, *, leak=0.99, threshold=1.0, surrogate: Callable
              leak_factor=1.0, input_factor=1.0):
   """One step of the (D)LIF neuron of Eq. 1 with a hard reset to 0.
 
-  ``v = λ·leak_factor·u + input_factor·I``; ``s = H(v − u_th)``; ``u' = v·(1 − s)``. The spike is not
-  stop-gradiented in the reset, as in the reference, so gradients also flow through the reset path.
+  ``v = λ·leak_factor·u + input_factor·I``; ``s = H(v − u_th)``; ``u' = v·(1 − s)``. The spike is
+  not stop-gradiented in the reset, as in the reference, so gradients also flow through the reset
+  path.
 
   Args:
     membrane: ``u[t−1]``, the membrane after the previous reset.
