@@ -622,7 +622,7 @@ def evaluate_checkpoint(config, workdir: str) -> dict[str, Any]:
   warnings = [c for c in checks if not c.passed]
   results["wall_time_s"] = round(time.time() - started, 3)
 
-  table = format_report(ctx, results, accuracies, base_names, checks, warnings)
+  table = format_report(ctx, results, accuracies, checks, warnings)
   if ctx.is_main:
     write_json(paths["json"], results)
     atomic_write(paths["csv"], lambda f: f.write(csv_table(results, order)))

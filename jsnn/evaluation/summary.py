@@ -103,7 +103,9 @@ def masking_diagnostics(ctx, order, suite_flags, results, flags) -> dict:
   return out
 
 
-def format_report(ctx, results, accuracies, base_names, checks, warnings) -> str:
+def format_report(ctx, results, accuracies, checks, warnings) -> str:
+  """The text evaluate.py prints: the accuracy table, the cascade, per-estimator accuracies and
+  the failed sanity checks, each preceded by what it was measured on."""
   s = ctx.settings
   step_text = f"step {results['checkpoint_step']}"
   main = {n: a for n, a in accuracies.items() if "@" not in n}
