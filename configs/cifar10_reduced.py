@@ -70,8 +70,18 @@ epochs, batch 32, 227 s of training) stayed at 10.0 % test accuracy in every epo
 falling to 0, and so did natural training for 8 epochs (batch 32, 174 s). VGG5's head starts as
 silent (1.3 % and 0 %) but leaves chance within one or two epochs. With the paper's T = 8 (``--set
 model.time_steps=8``) natural VGG11 trains: 16.3, 20.5, 19.9, 27.4 % test accuracy after epochs 1–4
-(batch 32, 168 s, 118–131 img/s). Table 1's VGG11 rows were not run; at T = 8 they would cost about
-70 minutes for seed 0 (estimated from these probes, not timed).
+(batch 32, 168 s, 118–131 img/s), so this config gives VGG11 T = 8. Table 1's VGG11 rows at T = 8,
+batch 32 (measured 2026-11-29, nothing else running):
+
+    python -m experiments.sweep --rows table1_vgg11 --protocol reduced --seeds 0 \
+        --root results/table1_vgg11_reduced
+
+took 72.4 minutes for the 8 rows: 3.0–3.3 min of training for natural (103–130 img/s), 5.2–5.6
+min for Gaussian (58–70 img/s) and 6.6–7.1 min for AT and AT+Reg (45–55 img/s), 1.8–2.8 min of
+evaluation and, for the AT rows, 2.5–3.0 min of ε sweep. All 8 rows left chance (23.2–28.0 % clean
+on the 500 test images) and passed every gradient-masking check. Seed 1 of the four AT and AT+Reg
+rows (``--seeds 1 --only at-rho0,at-rho1,at_reg-rho0,at_reg-rho1``) took 44.0 minutes (48–54 img/s)
+and reached 29.6–32.2 % clean, every check passed.
 
 What it can show: that every piece runs end to end on real CIFAR-10 images; how the rows compare
 with each other at this scale, with a seed spread to judge the differences against; whether ρ > 0
@@ -81,10 +91,11 @@ gradient masking. What it cannot show: the paper's absolute accuracies (its VGG5
 these models are far smaller and far less trained); differences of the size the paper reports
 between Table 2's rows (≈ 1 point — one accuracy on 500 images has a binomial standard error of ≈
 1.6–2 points, and the seed spread adds to it); the PGD-7/20/40 and APGD-DLR columns; effects that
-need long training, such as the clean-accuracy collapse of LIF at ρ = 2; Table 1's VGG11, whose
-spiking head does not leave chance at T = 4 (it trains at T = 8, not run here); and, with one seed
-per Table 1 row, any Table 1 difference below about 5 points (two binomial standard errors of the
-difference of two accuracies of 10–20 % on 500 images, before any seed spread).
+need long training, such as the clean-accuracy collapse of LIF at ρ = 2; Table 1's VGG11 at the
+reduced T = 4, whose spiking head does not leave chance (its rows run at the paper's T = 8); and,
+with one or two seeds per Table 1 row, any Table 1 difference below about 5 points (two binomial
+standard errors of the difference of two accuracies of 10–25 % on 500 images, before any seed
+spread).
 """
 
 import os
