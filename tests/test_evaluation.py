@@ -48,8 +48,9 @@ def workdir(trained_workdir, tmp_path):
 
 
 def _eval_config(attack_names="clean,fgsm,pgd7,apgd-ce", **overrides):
-  return helpers.eval_config(attack_names, num_examples=NUM_EXAMPLES, batch_size=BATCH_SIZE,
-                             **overrides)
+  # An override may replace the module's example count or batch size.
+  return helpers.eval_config(attack_names, **{"num_examples": NUM_EXAMPLES,
+                                              "batch_size": BATCH_SIZE, **overrides})
 
 
 def _read(path):

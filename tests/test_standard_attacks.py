@@ -5,6 +5,7 @@ second on CPU.
 """
 
 import re
+import threading
 
 import chex
 import jax
@@ -169,9 +170,14 @@ def test_apgd_t_on_the_standard_cascade_spec_and_bad_inputs():
 def _counted_linear_model(w):
   """Logits ``x·W`` that count, per row of the batch, the forward and backward passes they run."""
   counts = {"forward": 0, "backward": 0}
+  # XLA:CPU may run independent callbacks on several threads at once, and ``+=`` on a dict entry
+  # is a read-modify-write that a thread switch can split: without the lock a busy machine loses
+  # counts.
+  lock = threading.Lock()
 
   def add(kind, rows):
-    counts[kind] += int(rows)
+    with lock:
+      counts[kind] += int(rows)
 
   def forward(x):
     jax.debug.callback(add, "forward", x.shape[0])
