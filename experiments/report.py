@@ -435,7 +435,7 @@ def section_table(rep: Report, paper: dict, table: str, rows: list[dict], roots:
   rep.add("", "</details>", "")
   if masked:
     rep.add("† The mean includes runs that learned but failed a gradient-masking check ("
-            + ", ".join(f"`{i}`: {', '.join(names)}" for i, names in masked.items())
+            + "; ".join(f"`{i}`: {', '.join(names)}" for i, names in masked.items())
             + "): their robust accuracies are what the attacks found, and may overstate "
               "robustness.", "")
   failed = [r for r in rows if r.get("status") == "failed"]
