@@ -28,9 +28,15 @@ def _row(setting, seed, acc, worst=None, label=None):
           "training": {"wall_s": 150.0}, "evaluation": {"wall_s": 50.0}, "checks": []}
 
 
-def test_report_writes_the_table_with_paper_numbers_differences_and_std(tmp_path):
+def _table2_report(tmp_path, rows, runs=()):
+  """The report's text for a Table 2 results file holding ``rows``."""
   root = tmp_path / "results" / "table2_reduced"
   root.mkdir(parents=True)
+  common.write_json(str(root / "results.json"), {"runs": list(runs), "rows": rows})
+  return open(report.build([str(tmp_path / "results")], str(tmp_path / "docs"))).read()
+
+
+def test_report_writes_the_table_with_paper_numbers_differences_and_std(tmp_path):
   rows = [
       _row("dlif-rho0", 0, {"clean": 0.40, "fgsm": 0.20, "pgd10": 0.10, "apgd-ce": 0.08}, 0.07,
            "DLIF, AT, ρ = 0, MS-MPPD"),
@@ -39,11 +45,8 @@ def test_report_writes_the_table_with_paper_numbers_differences_and_std(tmp_path
       _row("dlif-rho1", 0, {"clean": 0.41, "fgsm": 0.25, "pgd10": 0.15, "apgd-ce": 0.13}, 0.12,
            "DLIF, AT, ρ = 1, MS-MPPD"),
   ]
-  common.write_json(str(root / "results.json"),
-                    {"runs": [{"command": "python -m experiments.sweep --rows table2"}],
-                     "rows": rows})
-  path = report.build([str(tmp_path / "results")], str(tmp_path / "docs"))
-  text = open(path).read()
+  text = _table2_report(tmp_path, rows,
+                        runs=[{"command": "python -m experiments.sweep --rows table2"}])
   # Rows carry the paper's labels and order.
   lines = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines()
            if line.startswith("| DLIF")}
@@ -346,15 +349,12 @@ def test_figure4_orders_dlif_factors_by_the_forward_pass():
 
 
 def test_runs_that_stayed_at_chance_are_listed_and_left_out_of_the_means(tmp_path):
-  root = tmp_path / "results" / "table2_reduced"
-  root.mkdir(parents=True)
   # 500 images, 10 classes: chance + 3 standard errors = 10 + 3·1.34 = 14.02 %.
   rows = [_row("dlif-rho0", 0, {"clean": 0.30, "fgsm": 0.20}, 0.20),
           _row("dlif-rho0", 1, {"clean": 0.082, "fgsm": 0.082}, 0.082),
           _row("dlif-rho0", 2, {"clean": 0.141, "fgsm": 0.10}, 0.10)]
   assert [report.stayed_at_chance(r) for r in rows] == [False, True, False]
-  common.write_json(str(root / "results.json"), {"runs": [], "rows": rows})
-  text = open(report.build([str(tmp_path / "results")], str(tmp_path / "docs"))).read()
+  text = _table2_report(tmp_path, rows)
   line = next(l for l in text.splitlines() if l.startswith("| DLIF, AT, ρ = 0.0, MS-MPPD |"))
   # Mean of 30.0 and 14.1 over the two runs that learned; the third is counted apart.
   assert line.startswith("| DLIF, AT, ρ = 0.0, MS-MPPD | 2 (+1) | 22.05 ± 11.24 / 85.32 /")
@@ -364,15 +364,12 @@ def test_runs_that_stayed_at_chance_are_listed_and_left_out_of_the_means(tmp_pat
 
 
 def test_a_run_that_failed_a_masking_check_is_marked_but_kept_in_the_mean(tmp_path):
-  root = tmp_path / "results" / "table2_reduced"
-  root.mkdir(parents=True)
   rows = [_row("dlif-rho0", 0, {"clean": 0.30, "fgsm": 0.20}, 0.20),
           _row("dlif-rho0", 1, {"clean": 0.20, "fgsm": 0.10}, 0.10),
           _row("dlif-rho1", 0, {"clean": 0.30, "fgsm": 0.20}, 0.20)]
   rows[1]["checks"] = [{"name": "pgd-vs-fgsm", "passed": True, "message": ""},
                        {"name": "zero-gradient", "passed": False, "message": "all-zero"}]
-  common.write_json(str(root / "results.json"), {"runs": [], "rows": rows})
-  text = open(report.build([str(tmp_path / "results")], str(tmp_path / "docs"))).read()
+  text = _table2_report(tmp_path, rows)
   lines = text.splitlines()
   # Mean of 30 and 20: the masked run still counts.
   assert next(l for l in lines if l.startswith("| DLIF, AT, ρ = 0.0, MS-MPPD")).startswith(
