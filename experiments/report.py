@@ -377,7 +377,7 @@ def section_table(rep: Report, paper: dict, table: str, rows: list[dict], roots:
   # A run that learned but failed a gradient-masking check stays in the mean (its attacks did run),
   # yet its robust accuracies may be inflated: its setting is marked so no reader takes it at face
   # value.
-  masked = {r["id"]: failed_checks(r) for r in learned if failed_checks(r)}
+  masked = {r["id"]: names for r in learned if (names := failed_checks(r))}
   masked_settings = {r["setting"] for r in learned if r["id"] in masked}
   paper_rows = spec["rows"]
   # The paper's rows in its order, then ours that it does not have (the DLIF placement rows).

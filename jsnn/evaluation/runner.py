@@ -606,7 +606,7 @@ def evaluate_checkpoint(config, workdir: str) -> dict[str, Any]:
       "accuracy": int(robust.sum()) / len(robust), "correct": int(robust.sum()),
       "total": len(robust), **common_settings(ctx)}
   results["estimators"] = estimator_summary(ctx, order, suite_flags, results)
-  results["masking"] = masking_diagnostics(ctx, order, suite_flags, results, flags)
+  results["masking"] = masking_diagnostics(ctx, suite_flags, results, flags)
   accuracies = {n: results["attacks"][n]["accuracy"] for n in order}
   if cascade is not None:
     accuracies[STANDARD] = cascade["accuracy"]

@@ -56,7 +56,7 @@ def estimator_summary(ctx, order, suite_flags, results) -> dict:
   return summary
 
 
-def masking_diagnostics(ctx, order, suite_flags, results, flags) -> dict:
+def masking_diagnostics(ctx, suite_flags, results, flags) -> dict:
   """Square against the white-box attacks, and per estimator the (near-)zero gradients."""
   out = {}
   white_box = {n: f for n, f in suite_flags.items() if n != STANDARD and
@@ -68,14 +68,14 @@ def masking_diagnostics(ctx, order, suite_flags, results, flags) -> dict:
              results["attacks"][n]["kind"] == "square"}
   cascade = results["cascades"].get(STANDARD)
   if cascade:
-    order_ = cascade["order"]
+    order = cascade["order"]
     stage_flags = {}
-    for name in order_:
+    for name in order:
       st = cascade["stages"][name]
       stage_flags[name] = flags[f"{STANDARD}/{name}-{st['fingerprint']}"]
-    for i, name in enumerate(order_):
+    for i, name in enumerate(order):
       if cascade["stages"][name]["kind"] == "square":
-        before = stage_flags[order_[i - 1]] if i else None
+        before = stage_flags[order[i - 1]] if i else None
         if before is not None:
           squares[f"{STANDARD}/{name}"] = np.asarray(before, bool) & ~stage_flags[name]
       elif cascade["stages"][name]["kind"] in attacks.GRADIENT_KINDS:
