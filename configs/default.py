@@ -32,7 +32,7 @@ def get_config(arg=None):
   config.model.dtype = "float32"        # compute dtype: float32 | bfloat16 (params stay float32)
   # direct (the paper's) | poisson (rate-coded input spikes: stochastic, evaluate with EOT)
   config.model.encoding = "direct"
-  config.model.remat = True             # recompute each neuron's time scan in the backward pass
+  config.model.remat = False            # recompute each neuron's time loop in the backward pass
 
   config.data = ml_collections.ConfigDict()
   config.data.name = "cifar10"          # cifar10 | cifar100 | synthetic

@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, Optional
 
-# Keys that may differ between a run and its resumption without changing its result.
+# Keys that may differ between a run and its resumption without changing its result
+# (``model.remat`` trades memory for time; the values are the same either way).
 RESUME_IGNORED_KEYS = ("allow_config_mismatch", "logging", "eval", "data.dir", "data.tfds_data_dir",
-                       "data.download", "distributed")
+                       "data.download", "distributed", "model.remat")
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

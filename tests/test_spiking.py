@@ -83,13 +83,15 @@ def test_dlif_with_unit_factors_equals_lif(key, placement):
 
 
 @pytest.mark.parametrize("remat", [False, True])
-def test_scan_gradient_equals_unrolled_loop_gradient(key, remat):
-  """BPTT through the scan, with the gradient kept through the reset, equals a Python loop."""
+@pytest.mark.parametrize("unroll", [False, True])
+def test_scan_gradient_equals_unrolled_loop_gradient(key, remat, unroll):
+  """BPTT through the scan, rolled or unrolled, with the gradient kept through the reset, equals
+  a Python loop."""
   currents = jax.random.uniform(key, (5, 3), minval=0.0, maxval=1.0)
   factors = jnp.array([1.0, 0.9, 1.1, 1.0, 0.8])
 
   def scanned(c, a):
-    return jnp.sum(spiking.dlif(c, a, remat=remat) * jnp.arange(1.0, 4.0)[None])
+    return jnp.sum(spiking.dlif(c, a, remat=remat, unroll=unroll) * jnp.arange(1.0, 4.0)[None])
 
   def unrolled(c, a):
     u, total = jnp.zeros(3), 0.0
@@ -103,6 +105,22 @@ def test_scan_gradient_equals_unrolled_loop_gradient(key, remat):
   for a, b in zip(g1, g2):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
   assert jnp.any(g1[0] != 0)
+
+
+@pytest.mark.parametrize("estimator", ["surrogate", "hart"])
+def test_short_time_loops_compile_without_a_while_loop(key, estimator):
+  """Up to MAX_UNROLLED_TIME_STEPS the neuron is unrolled: its compiled forward and backward
+  pass hold no ``while``; ``unroll=False`` keeps the rolled scan."""
+  currents = jax.random.uniform(key, (8, 2, 3))
+  factors = jnp.ones(8)
+
+  def hlo(unroll):
+    fn = lambda c, a: jnp.sum(spiking.dlif(c, a, estimator=estimator, unroll=unroll))
+    return jax.jit(jax.grad(fn, argnums=(0, 1))).lower(currents, factors).compile().as_text()
+
+  assert 8 <= spiking.neurons.MAX_UNROLLED_TIME_STEPS
+  assert " while(" not in hlo(None)
+  assert " while(" in hlo(False)
 
 
 def test_bfloat16_currents_keep_a_float32_membrane():

@@ -250,11 +250,3 @@ def test_new_attacks_compile_once_for_all_batches_and_epsilons(name):
     y = jnp.argmax(logits_fn(x), axis=-1)
     x_adv = run(x, y, jax.random.key(seed), jnp.float32(eps))
     assert np.abs(np.asarray(x_adv - x)).max() <= eps + 1e-6
-
-
-def test_long_attack_loops_stay_rolled_on_cpu():
-  # The cascade's APGD-T (several targets × 101 gradients) must not unroll into one program.
-  assert attacks.base.unroll_on_cpu(11) == (jax.default_backend() == "cpu")
-  assert attacks.base.unroll_on_cpu(attacks.base.MAX_UNROLLED_STEPS) == (
-      jax.default_backend() == "cpu")
-  assert not attacks.base.unroll_on_cpu(3 * 101)

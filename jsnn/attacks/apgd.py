@@ -4,7 +4,7 @@ APGD-T, AutoAttack's targeted version (:func:`apgd_targeted`), built on the same
 APGD is PGD with momentum and a step size that adapts per example: it starts at 2ε and is halved at
 checkpoints where the loss has stopped rising, and the iterate then restarts from the best point
 found so far. Everything is per example and vectorised: the iteration runs in one loop
-(:func:`base.iterate`, unrolled on CPU up to :data:`base.MAX_UNROLLED_STEPS` gradients), the
+(:func:`base.iterate`), the
 checkpoint schedule is a static boolean mask indexed by the iteration counter, and the step-size
 decisions are ``jnp.where`` selections, so the attack compiles once.
 
@@ -277,15 +277,13 @@ def apgd(
         logits_fn, x, y, key=restart_key, epsilon=epsilon, num_steps=num_steps, loss=loss,
         norm=norm, rho=rho)
 
-  return _first_fooling_points(x, ~initially_correct, run, jax.random.split(key, num_restarts),
-                               num_steps + 1)
+  return _first_fooling_points(x, ~initially_correct, run, jax.random.split(key, num_restarts))
 
 
-def _first_fooling_points(x, done, run, xs, gradients_per_run: int) -> jax.Array:
-  """Runs ``run(xs[i])`` -> ApgdResult for each i (a ``lax.scan``, or a Python loop on CPU when
-  all runs together stay within :func:`base.unroll_on_cpu`); each example keeps the misclassified
-  point of the first run that fooled it, and stays clean where ``done`` (already misclassified)
-  or where no run fooled it."""
+def _first_fooling_points(x, done, run, xs) -> jax.Array:
+  """Runs ``run(xs[i])`` -> ApgdResult for each i in a ``lax.scan``; each example keeps the
+  misclassified point of the first run that fooled it, and stays clean where ``done`` (already
+  misclassified) or where no run fooled it."""
 
   def body(carry, inputs):
     x_out, done = carry
@@ -294,16 +292,7 @@ def _first_fooling_points(x, done, run, xs, gradients_per_run: int) -> jax.Array
     x_out = jnp.where(base.per_example(newly_fooled, x), result.x_adv, x_out)
     return (x_out, done | result.fooled), None
 
-  carry = (x, done)
-  num_runs = jax.tree_util.tree_leaves(xs)[0].shape[0]
-  if base.unroll_on_cpu(num_runs * gradients_per_run):
-    # A Python loop, for the same reason as base.iterate: XLA:CPU runs a loop body ~2x slower
-    # (an unrolled lax.scan kept that cost here: APGD-10 on VGG11 55 s against 22 s).
-    leaves = jax.tree_util.tree_leaves(xs)
-    for i in range(leaves[0].shape[0]):
-      carry, _ = body(carry, jax.tree_util.tree_map(lambda a: a[i], xs))
-  else:
-    carry, _ = jax.lax.scan(body, carry, xs)
+  carry, _ = jax.lax.scan(body, (x, done), xs)
   return carry[0]
 
 
@@ -402,5 +391,4 @@ def apgd_targeted(
   # Targets outer, restarts inner, as AutoAttack loops.
   target_indices = jnp.repeat(jnp.arange(num_targets), num_restarts)
   keys = jax.random.split(key, num_targets * num_restarts)
-  return _first_fooling_points(x, ~initially_correct, run, (target_indices, keys),
-                               num_steps + 1)
+  return _first_fooling_points(x, ~initially_correct, run, (target_indices, keys))

@@ -203,27 +203,12 @@ def get_step(norm: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
   return {"linf": sign_step, "l2": normalized_step}[check_norm(norm)]
 
 
-# The most model gradients one attack program unrolls on CPU. Unrolled, XLA:CPU's memory grows
-# with the number of copies: APGD-T with 3 targets × 101 gradients (303 unrolled iterations) asked
-# for one 34 GB allocation on a 1/8-width VGG5 and 73 images, and with the targets in a scan
-# (101 unrolled) the process still held 13 GB. 40 covers the paper's suite (PGD-40, APGD-10 with
-# its start), which ran unrolled on VGG11; the cascade's 100-step loops stay rolled.
-MAX_UNROLLED_STEPS = 40
-
-
-def unroll_on_cpu(num_steps: int) -> bool:
-  """Whether a loop of ``num_steps`` model gradients is unrolled: on CPU, up to
-  :data:`MAX_UNROLLED_STEPS`."""
-  return jax.default_backend() == "cpu" and num_steps <= MAX_UNROLLED_STEPS
-
-
 def iterate(num_steps: int, body: Callable, init):
-  """``lax.fori_loop(0, num_steps, body, init)``, unrolled on a CPU (:func:`unroll_on_cpu`).
+  """``lax.fori_loop(0, num_steps, body, init)``: one rolled loop on every backend.
 
-  XLA:CPU runs a model inside a while-loop body about twice as slowly as the same code outside one
-  (measured: PGD-10 on VGG11, T = 8, 16 images, 2 cores: 49.8 s in a ``fori_loop``, 22.6 s
-  unrolled), so on CPU the iterations are unrolled, up to a length where memory would blow up:
-  longer compiles, faster attacks. Elsewhere the loop stays rolled and compiles once whatever
-  ``num_steps``.
+  The loop compiles once whatever ``num_steps``. XLA:CPU once ran a model 2-7x slower in a loop
+  body than unrolled; the cause was the layout of the input-gradient convolutions, which jsnn's
+  models now fix where they convolve (``jsnn.models.layers.conv2d``), so a rolled loop costs no
+  speed and saves compile time and memory (benchmarks/results).
   """
-  return jax.lax.fori_loop(0, num_steps, body, init, unroll=unroll_on_cpu(num_steps))
+  return jax.lax.fori_loop(0, num_steps, body, init)

@@ -65,7 +65,7 @@ def pgd(
   L2 (torchattacks ``PGDL2``): start at a random point of the L2 ball, step ``α·∇/‖∇‖₂``, project
   onto the L2 ball, clip to [0, 1].
 
-  The loop is :func:`base.iterate` (unrolled on CPU, where that is twice as fast); ε and α are
+  The loop is :func:`base.iterate` (one rolled loop); ε and α are
   traced, so one compilation serves every ε and α.
 
   Args:

@@ -53,6 +53,13 @@ RGA_GAMMA = 0.2
 RGA_EXTENT = 1.0
 RGA_RATE_MAX = 1.0
 
+# The longest time loop that is unrolled. XLA:CPU runs each ``while`` iteration as separate
+# thunks, copying the carry and the stacked outputs, and cannot fuse the neuron with the
+# BatchNorm before it; unrolled, the whole (D)LIF layer becomes a few fusions (the 1/4-width VGG5
+# AT step at T = 4 ran 2.1x faster, benchmarks/results). Past this length, compile time and
+# program size grow faster than the loop overhead they save.
+MAX_UNROLLED_TIME_STEPS = 16
+
 
 def _check_leak(leak):
   if isinstance(leak, (int, float)) and not 0.0 < leak <= 1.0:
@@ -117,7 +124,15 @@ def rga_rate_derivative(mean_current, *, leak, threshold=1.0):
   return (slope / threshold).astype(mean_current.dtype)
 
 
-def _trace(currents, leak_factors, input_factors, *, leak, threshold, surrogate):
+def time_unroll(time_steps: int, unroll=None):
+  """The ``unroll`` argument of the neuron's ``lax.scan``: ``None`` picks a full unroll up to
+  :data:`MAX_UNROLLED_TIME_STEPS` steps and a rolled loop beyond; a bool or int is kept."""
+  if unroll is None:
+    return time_steps <= MAX_UNROLLED_TIME_STEPS
+  return unroll
+
+
+def _trace(currents, leak_factors, input_factors, *, leak, threshold, surrogate, unroll=None):
   """The exact forward scan; returns spikes and each step's membrane before the reset, [T, ...]."""
 
   def step(membrane, inputs):
@@ -129,21 +144,23 @@ def _trace(currents, leak_factors, input_factors, *, leak, threshold, surrogate)
 
   membrane0 = jnp.zeros(currents.shape[1:], jnp.float32)
   _, (spikes, membranes) = jax.lax.scan(step, membrane0,
-                                        (currents, leak_factors, input_factors))
+                                        (currents, leak_factors, input_factors),
+                                        unroll=time_unroll(currents.shape[0], unroll))
   return spikes, membranes
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6))
-def _rate_estimated(currents, leak_factors, input_factors, estimator, leak, threshold, surrogate):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6, 7))
+def _rate_estimated(currents, leak_factors, input_factors, estimator, leak, threshold, surrogate,
+                    unroll):
   """Spikes of the exact (D)LIF scan; the backward pass is the rate-based ``estimator``'s."""
   return _trace(currents, leak_factors, input_factors, leak=leak, threshold=threshold,
-                surrogate=surrogate)[0]
+                surrogate=surrogate, unroll=unroll)[0]
 
 
 def _rate_estimated_fwd(currents, leak_factors, input_factors, estimator, leak, threshold,
-                        surrogate):
+                        surrogate, unroll):
   spikes, membranes = _trace(currents, leak_factors, input_factors, leak=leak,
-                             threshold=threshold, surrogate=surrogate)
+                             threshold=threshold, surrogate=surrogate, unroll=unroll)
   if estimator == "bptr":
     residual = jnp.mean(spikes, axis=0)
   elif estimator == "rga":
@@ -158,7 +175,8 @@ def _membrane_input(currents, input_factors):
   return input_factors.reshape((-1,) + (1,) * (currents.ndim - 1)) * currents
 
 
-def _rate_estimated_bwd(estimator, leak, threshold, surrogate, residuals, g):
+def _rate_estimated_bwd(estimator, leak, threshold, surrogate, unroll, residuals, g):
+  del unroll
   residual, currents, leak_factors, input_factors = residuals
   if estimator == "bptr":
     grad_j = g * (residual > 0).astype(g.dtype)[None]
@@ -177,7 +195,7 @@ _rate_estimated.defvjp(_rate_estimated_fwd, _rate_estimated_bwd)
 
 
 def _run(currents, leak_factors, input_factors, *, leak, threshold, surrogate, remat,
-         estimator="surrogate"):
+         estimator="surrogate", unroll=None):
   _check_currents(currents)
   _check_leak(leak)
   check_estimator(estimator)
@@ -188,27 +206,28 @@ def _run(currents, leak_factors, input_factors, *, leak, threshold, surrogate, r
       raise ValueError(f"the {estimator!r} gradient estimator needs Python-number leak and "
                        f"threshold; got {leak!r}, {threshold!r}")
     return _rate_estimated(currents, leak_factors, input_factors, estimator, float(leak),
-                           float(threshold), surrogate).astype(out_dtype)
+                           float(threshold), surrogate, unroll).astype(out_dtype)
 
   def step(membrane, inputs):
     current, leak_factor, input_factor = inputs
     return lif_step(membrane, current, leak=leak, threshold=threshold, surrogate=surrogate,
                     leak_factor=leak_factor, input_factor=input_factor)
 
-  def unroll(currents, leak_factors, input_factors):
+  def run_scan(currents, leak_factors, input_factors):
     membrane0 = jnp.zeros(currents.shape[1:], jnp.float32)
-    _, spikes = jax.lax.scan(step, membrane0, (currents, leak_factors, input_factors))
+    _, spikes = jax.lax.scan(step, membrane0, (currents, leak_factors, input_factors),
+                             unroll=time_unroll(currents.shape[0], unroll))
     return spikes
 
-  # Recomputing the scan in the backward pass is cheaper than storing its residuals on CPU
-  # (perf-baseline.md, Experiment 4: 0.85x step time for VGG11).
+  # Recomputation paid for the rolled scan, whose stored residuals XLA:CPU copied per step; the
+  # unrolled loop's are cheaper to keep (benchmarks/results), so models default to remat=False.
   if remat:
-    unroll = jax.checkpoint(unroll)
-  return unroll(currents, leak_factors, input_factors).astype(out_dtype)
+    run_scan = jax.checkpoint(run_scan)
+  return run_scan(currents, leak_factors, input_factors).astype(out_dtype)
 
 
 def lif(currents, *, leak=0.99, threshold=1.0, surrogate: Callable = Triangle(), remat=False,
-        estimator: str = "surrogate"):
+        estimator: str = "surrogate", unroll=None):
   """LIF neuron (paper Eq. 1) over time.
 
   Args:
@@ -218,6 +237,8 @@ def lif(currents, *, leak=0.99, threshold=1.0, surrogate: Callable = Triangle(),
     remat: recompute the scan in the backward pass instead of storing it (surrogate estimator).
     estimator: the backward pass, one of ``GRADIENT_ESTIMATORS`` (see the module docstring); the
       forward pass is the same for all.
+    unroll: the time loop's ``lax.scan`` unroll; ``None`` unrolls it fully up to
+      :data:`MAX_UNROLLED_TIME_STEPS` steps (:func:`time_unroll`). The values do not depend on it.
 
   Returns:
     Spikes ``s``, shape ``[T, ...]``, in ``currents.dtype`` (values exactly 0 or 1).
@@ -225,11 +246,11 @@ def lif(currents, *, leak=0.99, threshold=1.0, surrogate: Callable = Triangle(),
   t = currents.shape[0] if currents.ndim else 0
   ones = jnp.ones((t,), jnp.float32)
   return _run(currents, ones, ones, leak=leak, threshold=threshold, surrogate=surrogate,
-              remat=remat, estimator=estimator)
+              remat=remat, estimator=estimator, unroll=unroll)
 
 
 def dlif(currents, factors, *, placement="input", leak=0.99, threshold=1.0,
-         surrogate: Callable = Triangle(), remat=False, estimator: str = "surrogate"):
+         surrogate: Callable = Triangle(), remat=False, estimator: str = "surrogate", unroll=None):
   """Dynamic LIF (paper §3.3) with one trainable factor per time step.
 
   ``placement="leak"`` is the paper's equation ``v[t] = λ·a[t]·u[t−1] + I[t]``;
@@ -240,7 +261,7 @@ def dlif(currents, factors, *, placement="input", leak=0.99, threshold=1.0,
     currents: ``[T, ...]`` time-major input currents.
     factors: ``a``, shape ``[T]``: one scalar per time step, shared by every neuron of the layer.
     placement: ``"input"`` or ``"leak"``.
-    leak, threshold, surrogate, remat, estimator: as in :func:`lif`.
+    leak, threshold, surrogate, remat, estimator, unroll: as in :func:`lif`.
 
   Returns:
     Spikes, shape ``[T, ...]``.
@@ -255,7 +276,7 @@ def dlif(currents, factors, *, placement="input", leak=0.99, threshold=1.0,
   ones = jnp.ones_like(factors)
   leak_factors, input_factors = (factors, ones) if placement == "leak" else (ones, factors)
   return _run(currents, leak_factors, input_factors, leak=leak, threshold=threshold,
-              surrogate=surrogate, remat=remat, estimator=estimator)
+              surrogate=surrogate, remat=remat, estimator=estimator, unroll=unroll)
 
 
 def direct_encoding(images, time_steps: int):
