@@ -88,7 +88,8 @@ def get_config(arg=None):
   config.eval.apgd_targets = 9          # APGD-T: target classes, the top-k others by clean logit
   config.eval.square_queries = 5000     # Square: query budget per image (>= 1), its start included
   # Also run every gradient attack through these (bptr, rga, hart, or a surrogate[:width] such as
-  # sigmoid:4, straight_through), with the per-example worst case; "" = none ("full": all four).
+  # sigmoid:4, straight_through), with the per-example worst case; "" = none ("full": all four);
+  # "none" = none, also in "full".
   config.eval.estimators = ""
   # Stochastic models (model.encoding=poisson): attack the expectation over this many draws (EOT)
   # and score by majority vote over as many; 1 on a stochastic model is warned about.

@@ -27,7 +27,7 @@ import math
 import os
 from typing import Collection, Optional, Sequence
 
-from experiments import common
+from experiments import common, report_mid
 
 PAPER_NUMBERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "paper_numbers.json")
 DISPLAY = {"clean": "Clean", "fgsm": "FGSM", "pgd7": "PGD7", "pgd10": "PGD10", "pgd20": "PGD20",
@@ -40,7 +40,10 @@ FIGURE_SETTINGS = {
     "table1": {"figure3": ["at-rho0", "at-rho1", "at_reg-rho0", "at_reg-rho1"],
                "figure4": ["at-rho0", "at-rho1"],
                "figure5": ["at-rho0", "at-rho1", "at_reg-rho0", "at_reg-rho1"]},
+    "mid": {"figure3": ["at-rho0", "at-rho1"], "figure4": ["at-rho0", "at-rho1"],
+            "figure5": ["at-rho0", "at-rho1"]},
 }
+MID_TITLE = "Mid scale: full CIFAR-10, DLIF AT ρ = 0 against ρ = 1"
 # Pairs the honest reading compares: (label, baseline setting, other setting).
 COMPARISONS = {
     "table2": [
@@ -73,7 +76,7 @@ NOT_RUN_TITLE = "Paper tables without runs here"
 
 
 def _family(table: str) -> str:
-  return "table2" if table == "table2" else "table1"
+  return table if table in FIGURE_SETTINGS else "table1"
 
 
 # -------------------------------------------------------------------------------------------------
@@ -815,9 +818,15 @@ def build(paths: Sequence[str], out_dir: str) -> str:
 
   # One section per (table, protocol): reduced and full runs are never averaged together.
   groups, seen = {}, set()
+  mid = {"rows": [], "roots": []}
   for root in found["sweeps"]:
     results = common.read_json(os.path.join(root, "results.json"))
     for row in results.get("rows", []):
+      if row.get("table") == report_mid.TABLE:
+        mid["rows"].append(row)
+        if root not in mid["roots"]:
+          mid["roots"].append(root)
+        continue
       if row.get("table") not in paper["tables"]:
         continue
       key = (row["table"], row.get("protocol") or "")
@@ -838,6 +847,13 @@ def build(paths: Sequence[str], out_dir: str) -> str:
       section_table(body, paper, table, g["rows"], g["roots"], g["results"], protocol=key[1],
                     duplicates=g["duplicates"])
   tables = {k[0] for k in groups}
+  if mid["rows"]:
+    report_mid.section(body, mid["rows"], mid["roots"], paper, display=DISPLAY, title=MID_TITLE)
+    finished = [r for r in mid["rows"] if r.get("accuracies")]
+    body.summary.append((
+        "Mid scale", f"{len(finished)} of {len(mid['rows'])} runs finished", "mid",
+        ", ".join(str(x) for x in sorted({r["seed"] for r in finished})) or "—",
+        fmt_seconds(sum(r.get("wall_s") or 0 for r in finished) or None), "#" + _anchor(MID_TITLE)))
   for path in found["suites"]:
     section_suites(body, path)
   section_not_run(body, paper, set(tables))

@@ -52,6 +52,7 @@ ROBUSTNESS_FILE = "robustness.json"
 SWEEP_FILE = "eps_sweep.json"
 FACTORS_FILE = "dlif_factors.json"
 METRICS_FILE = "metrics.jsonl"
+FLAGS_FILE = "robustness_flags.npz"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Setting:
   arg: str
   figure3: bool = False        # also run the ε sweep (Figure 3)
   in_paper: bool = True        # the paper has numbers for it
+  seeds: tuple = ()            # only these of the sweep's seeds (empty: all of them)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,10 +123,25 @@ ROW_SETS = {
                                     {"full": "configs/cifar100_vgg11.py"}),
     "table1_cifar100_wrn16": RowSet("table1_cifar100_wrn16", _TABLE1,
                                     {"full": "configs/cifar100_wrn16.py"}),
+    # The paper's question at a scale where the models learn (configs/cifar10_mid.py): DLIF AT
+    # with ρ = 0 against ρ = 1, seeds paired; natural training once, as the baseline.
+    "mid": RowSet("mid", (
+        Setting("dlif-natural", "DLIF, Natural", "natural", seeds=(0,)),
+        Setting("at-rho0", "DLIF, AT, ρ = 0", "at,rho=0", figure3=True),
+        Setting("at-rho1", "DLIF, AT, ρ = 1", "at,rho=1", figure3=True),
+    ), {"mid": "configs/cifar10_mid.py"}),
+    # What the mid protocol adds when time allows: ρ = 2 and the paper's DLIF placement.
+    "mid_extra": RowSet("mid", (
+        Setting("at-rho2", "DLIF, AT, ρ = 2", "at,rho=2"),
+        Setting("leak-rho0", "DLIF (factor on the leak), AT, ρ = 0", "at,rho=0,placement=leak",
+                in_paper=False),
+        Setting("leak-rho1", "DLIF (factor on the leak), AT, ρ = 1", "at,rho=1,placement=leak",
+                in_paper=False),
+    ), {"mid": "configs/cifar10_mid.py"}),
 }
-PROTOCOLS = ("reduced", "full")
-# The reference trained with seed 42 (spec §6); the reduced protocol needs several seeds.
-DEFAULT_SEEDS = {"reduced": (0, 1, 2), "full": (42,)}
+PROTOCOLS = ("reduced", "mid", "full")
+# The reference trained with seed 42 (spec §6); the reduced and mid protocols need several seeds.
+DEFAULT_SEEDS = {"reduced": (0, 1, 2), "mid": (0, 1, 2), "full": (42,)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,7 +182,7 @@ def make_rows(row_set: str, protocol: str, seeds: Sequence[int],
   # Seed-major: a sweep stopped early still holds every setting of its first seeds.
   for seed in seeds:
     for s in rs.settings:
-      if only and s.key not in only:
+      if (only and s.key not in only) or (s.seeds and seed not in s.seeds):
         continue
       arg = ",".join(filter(None, [s.arg, rs.arg_prefix.get(protocol, ""), f"seed={seed}"]))
       rows.append(Row(id=f"{s.key}-s{seed}", table=rs.table, setting=s.key, label=s.label,
@@ -413,6 +430,16 @@ def collect_row(rowdir: str, row: Optional[dict] = None) -> dict:
                            "checkpoint_step": results.get("checkpoint_step"),
                            "data": results.get("data")}
     entry["checks"] = results.get("checks", [])
+    cascade = results.get("cascades", {}).get("standard")
+    if cascade:
+      entry["cascade"] = {n: cascade["stages"][n]["accuracy"] for n in cascade["order"]}
+      flags_path = os.path.join(rowdir, FLAGS_FILE)
+      if os.path.exists(flags_path):
+        # The per-example flags stay out of git; what the report needs of them is kept here.
+        import numpy as np  # pylint: disable=import-outside-toplevel
+        from experiments import suites  # pylint: disable=import-outside-toplevel
+        with np.load(flags_path) as f:
+          entry["suites"] = suites.suite_accuracies(results, {k: f[k] for k in f.files})
   for key, name in (("eps_sweep", SWEEP_FILE), ("dlif_factors", FACTORS_FILE),
                     ("metrics", METRICS_FILE)):
     if os.path.exists(os.path.join(rowdir, name)):
@@ -522,6 +549,14 @@ def main(argv=None):
     collect(root, rows)
     print(f"wrote {os.path.join(root, RESULTS_FILE)}")
     return
+  missing = sorted({d for d in (row_config(row, args.set).data.dir for row in rows)
+                    if d and not os.path.exists(d)})
+  if missing:
+    # Every row would fail the same way after its workdir was made: stop before any.
+    print(f"error: the data folder {', '.join(missing)} does not exist; the {args.protocol} "
+          f"protocol reads CIFAR-10 as .npz files from there (see ../shared/data/README.md), or "
+          f"point --set data.dir=DIR at a copy", file=sys.stderr)
+    sys.exit(2)
 
   import jsnn  # noqa: F401  (XLA:CPU flags before JAX starts)
   import logging

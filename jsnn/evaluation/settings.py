@@ -18,6 +18,8 @@ STANDARD = "standard"
 SUITES = ("paper", "standard", "full")
 # Gradient estimators the full suite adds when eval.estimators is empty.
 FULL_ESTIMATORS = ("straight_through", "bptr", "rga", "hart")
+# eval.estimators value that adds none, not even the full suite's.
+NO_ESTIMATORS = "none"
 
 # An input gradient whose largest entry is below this counts as near zero: the CE gradient has
 # underflowed (a saturated softmax, or surrogates whose tails vanish), so any step built on it is
@@ -194,6 +196,9 @@ def settings_from_config(config) -> EvalSettings:
   estimator_names = [n.strip() for n in str(e.get("estimators", "")).split(",") if n.strip()]
   if not estimator_names and suite == "full":
     estimator_names = list(FULL_ESTIMATORS)
+  if estimator_names == [NO_ESTIMATORS]:
+    # The full suite without estimator variants: the paper's attacks and the cascade only.
+    estimator_names = []
   estimators = tuple(parse_estimator(n) for n in estimator_names)
   estimator_names = [x.name for x in estimators]
   duplicates = sorted({n for n in estimator_names if estimator_names.count(n) > 1})
