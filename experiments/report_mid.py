@@ -175,8 +175,8 @@ def section(rep, rows: Sequence[dict], roots: Sequence[str], paper: dict, *, dis
 
   # Paired difference.
   if a["paired"]:
-    rep.add(f"**ρ = 1 − ρ = 0, paired by seed** (DLIF AT; percentage points; 95 % t interval "
-            f"over the seeds both have) beside the paper's differences:", "")
+    rep.add("**ρ = 1 − ρ = 0, paired by seed** (DLIF AT; percentage points; 95 % t interval "
+            "over the seeds both have) beside the paper's differences:", "")
     rep.add("| attack | seeds | ours: mean [95 % CI] | verdict | "
             + " | ".join(f"paper {lab}" for lab in a["paper_differences"]) + " |",
             "|---|---:|---|---|" + "---:|" * len(a["paper_differences"]))
