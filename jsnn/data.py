@@ -30,6 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jsnn import errors
+
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "synthetic": 10}
 IMAGE_SHAPE = (32, 32, 3)
 SPLITS = ("train", "test")
@@ -41,7 +43,7 @@ SYNTHETIC_TEST_SIZE = 256
 _SHARD_RE = re.compile(r"^train_(\d+)\.npz$")
 
 
-class DataUnavailableError(RuntimeError):
+class DataUnavailableError(errors.Error, RuntimeError):
   """The requested dataset is neither prepared locally nor downloadable."""
 
 

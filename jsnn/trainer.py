@@ -22,7 +22,7 @@ import ml_collections
 import numpy as np
 
 import jsnn
-from jsnn import checkpointing, config_diff, data, models, parallel, train_step
+from jsnn import checkpointing, config_diff, data, errors, models, parallel, train_step
 from jsnn.train_state import TrainState
 
 log = logging.getLogger("jsnn")
@@ -36,11 +36,11 @@ RAT_BETA = {
 DEFAULT_RAT_BETA = 5e-4
 
 
-class TrainingDiverged(FloatingPointError):
+class TrainingDiverged(errors.Error, FloatingPointError):
   """The loss became NaN or infinite."""
 
 
-class ConfigMismatch(ValueError):
+class ConfigMismatch(errors.Error, ValueError):
   """The workdir holds a run of a different config."""
 
 
@@ -368,7 +368,7 @@ def _print_epoch_line(s, epochs, settings):
 # -------------------------------------------------------------------------------------------------
 
 
-class CheckpointNotFound(FileNotFoundError):
+class CheckpointNotFound(errors.Error, FileNotFoundError):
   """The workdir has no checkpoint of the requested kind."""
 
 

@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from jsnn import __version__ as JSNN_VERSION
-from jsnn import attacks, data, models, parallel, spiking, trainer
+from jsnn import attacks, data, errors, models, parallel, spiking, trainer
 from jsnn._io import atomic_write
 from jsnn.evaluation.checks import LARGE_EPSILON, sanity_checks, worst_case
 from jsnn.evaluation.records import (CSV_FILE, FLAGS_FILE, RESULTS_FILE, csv_table, eps255,
@@ -36,7 +36,7 @@ from jsnn.evaluation.summary import estimator_summary, format_report, masking_di
 log = logging.getLogger("jsnn")
 
 
-class CheckpointMismatch(ValueError):
+class CheckpointMismatch(errors.Error, ValueError):
   """The checkpoint cannot be restored into the model its saved config describes."""
 
 
