@@ -84,12 +84,41 @@ class _OrbaxThreadErrors(logging.Filter):
 _QUIET_ORBAX = _OrbaxThreadErrors()
 
 
+def _closed_loop(exc: BaseException) -> bool:
+  return isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"
+
+
+def _quiet_hooks() -> None:
+  """Silences the "Event loop is closed" errors of a failed orbax save or restore.
+
+  When one fails, orbax closes its asyncio loop while TensorStore still completes the other reads
+  or writes; each completion's callback then fails on the closed loop, and TensorStore prints it
+  with a traceback (through ``sys.unraisablehook`` or ``sys.excepthook``), after or before the
+  error that the entry point reports.
+  """
+  if getattr(sys.excepthook, "jsnn_quiet", False):
+    return
+  excepthook, unraisablehook = sys.excepthook, sys.unraisablehook
+
+  def quiet_excepthook(exc_type, exc, tb):
+    if not _closed_loop(exc):
+      excepthook(exc_type, exc, tb)
+
+  def quiet_unraisablehook(unraisable):
+    if not _closed_loop(unraisable.exc_value):
+      unraisablehook(unraisable)
+
+  quiet_excepthook.jsnn_quiet = True
+  sys.excepthook, sys.unraisablehook = quiet_excepthook, quiet_unraisablehook
+
+
 @contextlib.contextmanager
 def guard(debug: bool = False):
   """Runs the body of an entry point: an expected error exits 2 with ``error: <message>``."""
   if not debug:
     # Left installed on exit: orbax's threads may still log while the interpreter shuts down.
     logging.getLogger("absl").addFilter(_QUIET_ORBAX)
+    _quiet_hooks()
   try:
     yield
   except expected_errors() as e:   # evaluated only when something is raised
