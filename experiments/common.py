@@ -55,11 +55,14 @@ def load_config(spec: str, overrides: Sequence[str] = ()):
     config = _parse_config_flags(f"{path}{sep}{arg}", overrides)
   except (flags.Error, KeyError, AttributeError, TypeError) as e:
     if overrides:
+      from jsnn import cli   # pylint: disable=import-outside-toplevel  (no JAX import)
       base = load_config(spec)
       for item in overrides:
         key = item.partition("=")[0].strip()
-        if not _has_key(base, key):
-          raise ValueError(f"unknown config key {key!r} in override {item!r}") from e
+        close = cli.closest_key(base, key)
+        if close is not None:
+          hint = f"; did you mean {close!r}?" if close else ""
+          raise ValueError(f"unknown config key {key!r} in override {item!r}{hint}") from e
     # A config file's own error arrives as a traceback in the message: keep its last line.
     reason = str(e).strip().splitlines()[-1]
     raise ValueError(f"cannot load config {spec!r} with overrides {list(overrides)}: "
@@ -81,15 +84,6 @@ def _parse_config_flags(spec: str, overrides: Sequence[str]):
   return flag_values.config
 
 
-def _has_key(config, dotted: str) -> bool:
-  node = config
-  for part in dotted.split("."):
-    if not hasattr(node, "keys") or part not in node:
-      return False
-    node = node[part]
-  return True
-
-
 # -------------------------------------------------------------------------------------------------
 # Files
 # -------------------------------------------------------------------------------------------------
@@ -108,11 +102,15 @@ def write_json(path: str, obj) -> None:
 
 
 def read_json(path: str) -> Optional[Any]:
-  """The JSON at ``path``, or None when there is no such file."""
+  """The JSON at ``path``, or None when there is no such file; a damaged one raises, naming it."""
   if not os.path.exists(path):
     return None
-  with open(path) as f:
-    return json.load(f)
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except ValueError as e:   # JSONDecodeError, UnicodeDecodeError
+    raise ValueError(f"cannot read {path}: not valid JSON ({e}); it is left untouched: restore "
+                     f"it, or move it away and rerun the command that wrote it") from e
 
 
 def _json_default(obj):

@@ -19,6 +19,7 @@ import os
 import numpy as np
 
 from experiments import common
+from jsnn import cli
 
 METRICS_FILE = "metrics.jsonl"
 KEYS = ("ce", "ms_mppd")
@@ -84,6 +85,7 @@ def plot(groups: list[dict], path: str, keys=KEYS) -> None:
   common.save_figure(fig, path)
 
 
+@cli.main_guard
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   common.add_workdir_arguments(parser, workdir_help="a training workdir", out="results/figure5")
