@@ -34,10 +34,13 @@ def load_curves(workdir: str) -> dict:
   by_epoch = {}
   path = os.path.join(workdir, METRICS_FILE)
   with open(path) as f:
-    for line in f:
+    for number, line in enumerate(f, 1):
       line = line.strip()
       if line:
-        entry = json.loads(line)
+        try:
+          entry = json.loads(line)
+        except ValueError as e:
+          raise ValueError(f"cannot read {path}, line {number}: not valid JSON ({e})") from e
         if "epoch" in entry:
           by_epoch[int(entry["epoch"])] = entry
   epochs = sorted(by_epoch)

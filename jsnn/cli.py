@@ -69,43 +69,63 @@ def message(error: BaseException) -> str:
   return text or type(error).__name__
 
 
-class _OrbaxThreadErrors(logging.Filter):
-  """Drops the errors orbax logs, with their tracebacks, from its background save threads.
+class _OrbaxLeftoverLogs(logging.Filter):
+  """Drops the errors logged, with their tracebacks, around a failed orbax save or restore.
 
-  Orbax logs a failed asynchronous save (a full disk, say) in every thread it touched, and then
-  raises it again in the main thread, where the entry point reports it once.
+  Orbax logs a failed asynchronous save (a full disk, say) in every thread it touched, asyncio
+  logs the write futures that orbax dropped, and the main thread then raises the error again,
+  where the entry point reports it once.
   """
 
   def filter(self, record: logging.LogRecord) -> bool:
-    return not (record.levelno >= logging.ERROR
-                and f"{os.sep}orbax{os.sep}" in (record.pathname or ""))
+    if record.levelno < logging.ERROR:
+      return True
+    if f"{os.sep}orbax{os.sep}" in (record.pathname or ""):
+      return False
+    exc_info = record.exc_info if isinstance(record.exc_info, tuple) else None
+    return not (exc_info and exc_info[1] is not None
+                and _orbax_leftover(exc_info[1], exc_info[2]))
 
 
-_QUIET_ORBAX = _OrbaxThreadErrors()
+_QUIET_LOGS = _OrbaxLeftoverLogs()
 
 
-def _closed_loop(exc: BaseException) -> bool:
-  return isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"
+def _orbax_leftover(exc: BaseException, tb=None, obj=None) -> bool:
+  """Whether an error printed outside the main flow is the leftover of a failed orbax operation.
+
+  When a save or restore fails, orbax closes its asyncio loop and drops the coroutines of the
+  other reads or writes: TensorStore's callbacks then fail on the closed loop, and the dropped
+  coroutines' errors are printed or logged when they are collected, each with a traceback, around
+  the one error that the entry point reports.
+  """
+  if isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed":
+    return True
+  code = getattr(obj, "cr_code", None)
+  files = [code.co_filename] if code is not None else []
+  tb = tb if tb is not None else getattr(exc, "__traceback__", None)
+  while tb is not None:
+    files.append(tb.tb_frame.f_code.co_filename)
+    tb = tb.tb_next
+  return any(f"{os.sep}orbax{os.sep}" in f for f in files)
 
 
 def _quiet_hooks() -> None:
-  """Silences the "Event loop is closed" errors of a failed orbax save or restore.
+  """Silences the leftovers of failed orbax operations (:func:`_orbax_leftover`).
 
-  When one fails, orbax closes its asyncio loop while TensorStore still completes the other reads
-  or writes; each completion's callback then fails on the closed loop, and TensorStore prints it
-  with a traceback (through ``sys.unraisablehook`` or ``sys.excepthook``), after or before the
-  error that the entry point reports.
+  They reach ``sys.unraisablehook`` (a coroutine collected with its error pending, or a TensorStore
+  callback) or ``sys.excepthook`` (a TensorStore callback).
   """
   if getattr(sys.excepthook, "jsnn_quiet", False):
     return
   excepthook, unraisablehook = sys.excepthook, sys.unraisablehook
 
   def quiet_excepthook(exc_type, exc, tb):
-    if not _closed_loop(exc):
+    # Only the loop errors: an uncaught error of the main thread keeps its traceback.
+    if not (isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"):
       excepthook(exc_type, exc, tb)
 
   def quiet_unraisablehook(unraisable):
-    if not _closed_loop(unraisable.exc_value):
+    if not _orbax_leftover(unraisable.exc_value, unraisable.exc_traceback, unraisable.object):
       unraisablehook(unraisable)
 
   quiet_excepthook.jsnn_quiet = True
@@ -117,7 +137,8 @@ def guard(debug: bool = False):
   """Runs the body of an entry point: an expected error exits 2 with ``error: <message>``."""
   if not debug:
     # Left installed on exit: orbax's threads may still log while the interpreter shuts down.
-    logging.getLogger("absl").addFilter(_QUIET_ORBAX)
+    for name in ("absl", "asyncio"):
+      logging.getLogger(name).addFilter(_QUIET_LOGS)
     _quiet_hooks()
   try:
     yield
@@ -191,6 +212,13 @@ def _parse_flags(argv: list, *, debug: bool) -> list:
       rest = flags.FLAGS(argv)
     except flags.Error:
       raise
+    except OSError as e:
+      # A config file that failed to load, touched by the --<name>.<key> overrides.
+      for name in _CONFIG_FLAGS:
+        spec = _flag_argument(argv, name) or _CONFIG_FLAGS[name]
+        if spec:
+          _check_config_file(spec, name, e)
+      raise
     except _LOAD_ERRORS as e:
       raise _config_error(argv, None, e) from e
     for name in _CONFIG_FLAGS:
@@ -213,13 +241,18 @@ def _check_loaded(flag, name: str) -> None:
   try:
     hasattr(flag.value, "keys")   # a config that failed to load raises OSError on any access
   except OSError as e:
-    spec = config_flags.get_config_filename(flag)
-    path = spec.split(":", 1)[0]
-    if not os.path.exists(path):
-      raise errors.Error(f"config file {path!r} (--{name}={spec}) does not exist; give the path "
-                         f"of a config file, e.g. --{name}=configs/smoke.py") from e
-    raise errors.Error(f"cannot load config file {path!r} (--{name}={spec}): "
-                       f"{message(e.__cause__ or e)}") from e
+    _check_config_file(config_flags.get_config_filename(flag), name, e)
+    raise
+
+
+def _check_config_file(spec: str, name: str, error: OSError) -> None:
+  """Raises the one-line error for config ``spec`` of flag ``name`` that failed with ``error``."""
+  path = spec.split(":", 1)[0]
+  if not os.path.exists(path):
+    raise errors.Error(f"config file {path!r} (--{name}={spec}) does not exist; give the path "
+                       f"of a config file, e.g. --{name}=configs/smoke.py") from error
+  raise errors.Error(f"cannot load config file {path!r} (--{name}={spec}): "
+                     f"{message(error.__cause__ or error)}") from error
 
 
 def _unknown_override(argv: Sequence[str], name: str) -> Optional[str]:
