@@ -16,6 +16,8 @@ if REPO not in sys.path:
   # ``configs`` is imported as a package from the repository root.
   sys.path.insert(0, REPO)
 
+from jsnn import cli  # noqa: E402  (no JAX import)
+
 
 # -------------------------------------------------------------------------------------------------
 # Configs
@@ -52,10 +54,9 @@ def load_config(spec: str, overrides: Sequence[str] = ()):
     if "=" not in item:
       raise ValueError(f"override {item!r} is not of the form key=value")
   try:
-    config = _parse_config_flags(f"{path}{sep}{arg}", overrides)
+    config = cli.load_config_file(f"{path}{sep}{arg}", "config", overrides)
   except (flags.Error, KeyError, AttributeError, TypeError) as e:
     if overrides:
-      from jsnn import cli   # pylint: disable=import-outside-toplevel  (no JAX import)
       base = load_config(spec)
       for item in overrides:
         key = item.partition("=")[0].strip()
@@ -69,19 +70,6 @@ def load_config(spec: str, overrides: Sequence[str] = ()):
                      f"{reason}") from e
   config.unlock()
   return config
-
-
-def _parse_config_flags(spec: str, overrides: Sequence[str]):
-  from absl import flags   # pylint: disable=import-outside-toplevel
-  from ml_collections import config_flags   # pylint: disable=import-outside-toplevel
-
-  argv = ["load_config", f"--config={spec}"] + [f"--config.{item.strip()}" for item in overrides]
-  flag_values = flags.FlagValues()
-  # sys_argv: the config flag looks for its --config.<key> overrides there, not in sys.argv.
-  config_flags.DEFINE_config_file("config", None, flag_values=flag_values, lock_config=True,
-                                  sys_argv=argv)
-  flag_values(argv)
-  return flag_values.config
 
 
 # -------------------------------------------------------------------------------------------------
