@@ -93,7 +93,7 @@ def _restore(settings: EvalSettings, workdir: str):
         f"cannot restore the {settings.checkpoint!r} checkpoint of {workdir}: the model its saved "
         f"config describes does not match the stored arrays (was the checkpoint written by another "
         f"jsnn version, or its meta edited?), or its files are damaged (it is left untouched). "
-        f"{type(e).__name__}: {checkpointing.reason(e)}") from e
+        f"({checkpointing.reason(e)})") from e
   # The saved config builds the model; the arrays must have exactly its shapes.
   expected = jax.eval_shape(lambda: models.init_model(model, jax.random.key(0)))
   got = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), variables)
