@@ -7,43 +7,39 @@ config's ``eval`` section is read (the model comes from the checkpoint), e.g.
 ``--config.eval.attacks=fgsm,pgd10 --config.eval.epsilon=0.0313 --config.eval.num_examples=1000``.
 ``--config.eval.suite=standard`` runs the APGD-CE → APGD-T → Square cascade instead, ``full`` both
 plus every gradient attack through the estimators of ``--config.eval.estimators`` (e.g.
-``bptr,rga,hart``; all of them by default).
+``bptr,rga,hart``; all of them by default). An expected failure (a bad setting, no or a damaged
+checkpoint, a read-only workdir) prints ``error: ...`` and exits with status 2, leaving earlier
+results as they were; ``--debug`` adds the traceback.
 """
 
 import logging
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
 from absl import logging as absl_logging
-from ml_collections import config_flags
 
 import jsnn  # noqa: F401  (sets XLA:CPU flags before JAX starts)
+from jsnn import cli
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "default.py")
-config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG,
-                                "Config file; only its eval section is read.", lock_config=True)
+cli.define_config_file("config", _DEFAULT_CONFIG, "Config file; only its eval section is read.",
+                       lock_config=True)
 flags.DEFINE_string("workdir", None, "Training workdir holding the checkpoint to evaluate.")
 flags.DEFINE_enum("mode", "suite", ["suite", "sweep"],
                   "suite: the attack table; sweep: PGD-10 accuracy and MS-MPPD against ε.")
+flags.DEFINE_bool("debug", False, "Print the traceback of an expected error too (or JSNN_DEBUG=1).")
 flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
   del argv
-  from jsnn import data, evaluation, trainer
+  from jsnn import evaluation
   # Orbax logs every restore at INFO; keep jsnn's own lines.
   absl_logging.set_verbosity(absl_logging.WARNING)
   logging.getLogger("jsnn").setLevel(logging.INFO)
   run = evaluation.sweep_epsilon if flags.FLAGS.mode == "sweep" else evaluation.evaluate_checkpoint
-  try:
-    run(flags.FLAGS.config, flags.FLAGS.workdir)
-  except (data.DataUnavailableError, trainer.CheckpointNotFound, ValueError) as e:
-    # Expected failures (bad settings, no or mismatched checkpoint) get their message, not a
-    # traceback; existing results are left as they were.
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  run(flags.FLAGS.config, flags.FLAGS.workdir)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

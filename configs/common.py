@@ -49,7 +49,11 @@ def paper_config(model, dataset, arg, *, default_row="at,rho=1"):
                        f"{sorted(_ROW_KEYS)}")
     section, name, cast = _ROW_KEYS[key]
     target = config if section is None else config[section]
-    target[name] = cast(value)
+    try:
+      target[name] = cast(value)
+    except ValueError:
+      raise ValueError(f"{key}={value!r} in config argument {arg!r} is not a valid "
+                       f"{cast.__name__}") from None
   if mode == "natural":
     config.training.rho = 0.0
   return config

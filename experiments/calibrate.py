@@ -22,6 +22,7 @@ import os
 import time
 
 from experiments import common
+from jsnn import cli
 
 
 CPU_TIMES = []   # Process CPU seconds of each _timed call, in order (all threads together).
@@ -154,6 +155,7 @@ def calibrate(config, *, train_size: int, test_size: int, steps: int = 3,
   return {"measured": measured, "estimate": estimate, "parts": list(parts)}
 
 
+@cli.main_guard
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                    formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -16,6 +16,8 @@ if REPO not in sys.path:
   # ``configs`` is imported as a package from the repository root.
   sys.path.insert(0, REPO)
 
+from jsnn import cli  # noqa: E402  (no JAX import)
+
 
 # -------------------------------------------------------------------------------------------------
 # Configs
@@ -52,42 +54,22 @@ def load_config(spec: str, overrides: Sequence[str] = ()):
     if "=" not in item:
       raise ValueError(f"override {item!r} is not of the form key=value")
   try:
-    config = _parse_config_flags(f"{path}{sep}{arg}", overrides)
+    config = cli.load_config_file(f"{path}{sep}{arg}", "config", overrides)
   except (flags.Error, KeyError, AttributeError, TypeError) as e:
     if overrides:
       base = load_config(spec)
       for item in overrides:
         key = item.partition("=")[0].strip()
-        if not _has_key(base, key):
-          raise ValueError(f"unknown config key {key!r} in override {item!r}") from e
+        close = cli.closest_key(base, key)
+        if close is not None:
+          hint = f"; did you mean {close!r}?" if close else ""
+          raise ValueError(f"unknown config key {key!r} in override {item!r}{hint}") from e
     # A config file's own error arrives as a traceback in the message: keep its last line.
     reason = str(e).strip().splitlines()[-1]
     raise ValueError(f"cannot load config {spec!r} with overrides {list(overrides)}: "
                      f"{reason}") from e
   config.unlock()
   return config
-
-
-def _parse_config_flags(spec: str, overrides: Sequence[str]):
-  from absl import flags   # pylint: disable=import-outside-toplevel
-  from ml_collections import config_flags   # pylint: disable=import-outside-toplevel
-
-  argv = ["load_config", f"--config={spec}"] + [f"--config.{item.strip()}" for item in overrides]
-  flag_values = flags.FlagValues()
-  # sys_argv: the config flag looks for its --config.<key> overrides there, not in sys.argv.
-  config_flags.DEFINE_config_file("config", None, flag_values=flag_values, lock_config=True,
-                                  sys_argv=argv)
-  flag_values(argv)
-  return flag_values.config
-
-
-def _has_key(config, dotted: str) -> bool:
-  node = config
-  for part in dotted.split("."):
-    if not hasattr(node, "keys") or part not in node:
-      return False
-    node = node[part]
-  return True
 
 
 # -------------------------------------------------------------------------------------------------
@@ -108,11 +90,15 @@ def write_json(path: str, obj) -> None:
 
 
 def read_json(path: str) -> Optional[Any]:
-  """The JSON at ``path``, or None when there is no such file."""
+  """The JSON at ``path``, or None when there is no such file; a damaged one raises, naming it."""
   if not os.path.exists(path):
     return None
-  with open(path) as f:
-    return json.load(f)
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except ValueError as e:   # JSONDecodeError, UnicodeDecodeError
+    raise ValueError(f"cannot read {path}: not valid JSON ({e}); it is left untouched: restore "
+                     f"it, or move it away and rerun the command that wrote it") from e
 
 
 def _json_default(obj):

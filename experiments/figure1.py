@@ -43,6 +43,7 @@ import time
 import numpy as np
 
 from experiments import common
+from jsnn import cli
 
 STEPS = 30
 THRESHOLD = 1.0          # u_th; currents are in units of u_th
@@ -271,6 +272,7 @@ def plot(result: dict, name: str, path: str) -> None:
   common.save_figure(fig, path)
 
 
+@cli.main_guard
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--out", default="results/figure1", help="output directory")

@@ -18,6 +18,7 @@ import os
 import numpy as np
 
 from experiments import common
+from jsnn import cli
 
 SWEEP_FILE = "eps_sweep.json"
 
@@ -69,6 +70,7 @@ def plot(groups: list[dict], path: str) -> None:
   common.save_figure(fig, path)
 
 
+@cli.main_guard
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   common.add_workdir_arguments(parser, workdir_help="a workdir with eps_sweep.json (repeatable)",

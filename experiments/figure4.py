@@ -21,6 +21,7 @@ import re
 import numpy as np
 
 from experiments import common
+from jsnn import cli
 
 FACTORS_FILE = "dlif_factors.json"
 
@@ -141,6 +142,7 @@ def run_label(run: dict) -> str:
           f" {run.get('distance', '')} seed {run.get('seed')}").strip()
 
 
+@cli.main_guard
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--workdir", action="append", required=True,

@@ -19,6 +19,7 @@ import os
 import numpy as np
 
 from experiments import common
+from jsnn import cli
 
 METRICS_FILE = "metrics.jsonl"
 KEYS = ("ce", "ms_mppd")
@@ -33,10 +34,13 @@ def load_curves(workdir: str) -> dict:
   by_epoch = {}
   path = os.path.join(workdir, METRICS_FILE)
   with open(path) as f:
-    for line in f:
+    for number, line in enumerate(f, 1):
       line = line.strip()
       if line:
-        entry = json.loads(line)
+        try:
+          entry = json.loads(line)
+        except ValueError as e:
+          raise ValueError(f"cannot read {path}, line {number}: not valid JSON ({e})") from e
         if "epoch" in entry:
           by_epoch[int(entry["epoch"])] = entry
   epochs = sorted(by_epoch)
@@ -84,6 +88,7 @@ def plot(groups: list[dict], path: str, keys=KEYS) -> None:
   common.save_figure(fig, path)
 
 
+@cli.main_guard
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   common.add_workdir_arguments(parser, workdir_help="a training workdir", out="results/figure5")

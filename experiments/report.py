@@ -15,7 +15,9 @@ The paper's numbers come from ``experiments/paper_numbers.json``. Each table is 
 paper's (its rows and columns), each cell ``ours / paper / ours − paper`` with ours the mean ± std
 over seeds; each section states what was run (command, protocol, model, data, seeds, wall time)
 and ends with an "honest reading" generated from the numbers. Rerunning the command after more
-runs finish updates everything. Only JSON and matplotlib are needed (no JAX).
+runs finish updates everything. Only JSON and matplotlib are needed (no JAX). The figures are
+drawn into a temporary directory and moved into place only when the whole report has been
+built, so a results file that cannot be read leaves the previous report and figures as they were.
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ import glob
 import json
 import math
 import os
+import shutil
+import tempfile
 from typing import Collection, Optional, Sequence
 
 from experiments import common, report_mid
+from jsnn import cli
 
 PAPER_NUMBERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "paper_numbers.json")
 DISPLAY = {"clean": "Clean", "fgsm": "FGSM", "pgd7": "PGD7", "pgd10": "PGD10", "pgd20": "PGD20",
@@ -803,14 +808,35 @@ def section_not_run(rep: Report, paper: dict, tables_run: set) -> None:
 
 
 def build(paths: Sequence[str], out_dir: str) -> str:
-  """Writes ``<out_dir>/REPRODUCTION.md`` (and figures) from the results under ``paths``."""
+  """Writes ``<out_dir>/REPRODUCTION.md`` (and figures) from the results under ``paths``.
+
+  Raises:
+    ValueError: ``out_dir`` is a file, there are no results under ``paths``, or a results file
+      cannot be read; nothing is written then.
+  """
+  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+    raise ValueError(f"--out {out_dir!r} is a file, not a directory; name the directory the "
+                     f"report and its figures go to (it is created if missing)")
   # Before any figure is written: the figures themselves would make the tree look changed.
   commit = common.git_commit() or "unknown"
   paper = common.read_json(PAPER_NUMBERS)
   found = discover(paths)
+  if not any(found.values()):
+    raise ValueError(f"no results found in {', '.join(map(repr, paths))} (no results.json, "
+                     f"suites.json, figure1.json or theorem31_*.json up to two levels deep); run "
+                     f"the experiments first (python -m experiments.sweep ...) or point --results "
+                     f"at their output")
+  staging = tempfile.mkdtemp(prefix="jsnn-report-")
+  try:
+    return _build(paths, out_dir, commit, paper, found, staging)
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _build(paths, out_dir, commit, paper, found, staging) -> str:
   rep = Report(out_dir)
   body = Report(out_dir)
-  body.fig_dir = rep.fig_dir
+  rep.fig_dir = body.fig_dir = staging
 
   for path in found["figure1"][:1]:
     section_figure1(body, path)
@@ -873,12 +899,19 @@ def build(paths: Sequence[str], out_dir: str) -> str:
     rep.add(f"| [{item}]({anchor}) | {what} | {scale} | {seeds} | {wall} |")
   rep.add("| Figure 2 | the training diagram; nothing to measure | — | — | — |", "")
   rep.lines += body.lines
+  # Every input has been read: publish the figures, then the report that links them.
+  fig_dir = os.path.join(out_dir, "figures")
+  for name in sorted(os.listdir(staging)):
+    with open(os.path.join(staging, name), "rb") as f:
+      png = f.read()
+    common.atomic_write(os.path.join(fig_dir, name), lambda f: f.write(png), mode="wb")
   os.makedirs(out_dir, exist_ok=True)
   path = os.path.join(out_dir, "REPRODUCTION.md")
   common.atomic_write(path, lambda f: f.write("\n".join(rep.lines).rstrip() + "\n"))
   return path
 
 
+@cli.main_guard
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--results", action="append", default=[],

@@ -41,6 +41,7 @@ import time
 from typing import Optional, Sequence
 
 from experiments import common
+from jsnn import cli
 
 SUITES_FILE = "suites.json"
 
@@ -164,6 +165,7 @@ def _parse_model(text: str) -> tuple[str, str]:
   return label, path
 
 
+@cli.main_guard
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--config", required=True, help="config file[:arg] whose eval section runs")
@@ -175,11 +177,7 @@ def main(argv=None) -> int:
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="config override, e.g. eval.num_examples=200 (repeatable)")
   args = parser.parse_args(argv)
-  try:
-    out = run(args.model, args.config, args.root, args.transfer_from, args.set)
-  except ValueError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  out = run(args.model, args.config, args.root, args.transfer_from, args.set)
   for m in out["models"]:
     a = m["accuracies"]
     print(f"{m['label']}: " + ", ".join(f"{k} {100 * v:.2f}" for k, v in a.items()

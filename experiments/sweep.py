@@ -45,6 +45,8 @@ import traceback
 from typing import Callable, Optional, Sequence
 
 from experiments import common
+from jsnn import config_checks
+from jsnn import cli
 
 ROW_FILE = "row.json"
 RESULTS_FILE = "results.json"
@@ -506,6 +508,7 @@ def run_sweep(rows: Sequence[Row], root: str, overrides: Sequence[str] = (), *, 
   return {"results": results, "failed": failed}
 
 
+@cli.main_guard
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -535,6 +538,9 @@ def main(argv=None):
     rows = make_rows(args.rows, args.protocol, seeds, only)
   except ValueError as e:
     parser.error(str(e))
+  # A bad --set key or value fails now, naming it, not when its first row starts.
+  for row in {row.config: row for row in reversed(rows)}.values():
+    config_checks.check_finite(row_config(row, args.set).to_dict())
   if args.list:
     sets = "".join(f" --config.{s}" for s in args.set)
     for row in rows:

@@ -42,6 +42,7 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 
 from experiments import common
+from jsnn import cli
 
 
 class WeightLayer(NamedTuple):
@@ -258,6 +259,7 @@ def plot(result: dict, path: str) -> None:
   common.save_figure(fig, path)
 
 
+@cli.main_guard
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--workdir", required=True, help="a training workdir (VGG model)")

@@ -8,18 +8,38 @@ Layout::
 ``meta`` is JSON: the resolved config, step, epoch and the selection metric, so a checkpoint
 describes itself (``evaluate.py`` rebuilds the model from it). Orbax writes each step into a
 temporary directory and renames it when complete, so a kill during a save leaves the previous
-checkpoint readable and the partial one ignored.
+checkpoint readable and the partial one ignored. A checkpoint that cannot be read back, or written,
+raises :class:`CheckpointUnreadable` or :class:`CheckpointWriteError`, naming it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 from typing import Any, Optional
 
 import orbax.checkpoint as ocp
 
+from jsnn import errors
+
 WHICH = ("latest", "best")
+# The JSON files orbax writes into a step's directory (meta/metadata holds jsnn's meta).
+_JSON_FILES = (os.path.join("meta", "metadata"), "_CHECKPOINT_METADATA",
+               os.path.join("state", "_METADATA"))
+
+
+class CheckpointUnreadable(errors.Error, ValueError):
+  """A checkpoint on disk that cannot be read back: a damaged, empty or foreign file."""
+
+
+class MetaUnreadable(CheckpointUnreadable):
+  """A checkpoint whose meta (the JSON describing it) cannot be read back."""
+
+
+class CheckpointWriteError(errors.Error, OSError):
+  """A checkpoint could not be written (a full disk, lost write access)."""
 
 
 class _QuietReadOnly(logging.Filter):
@@ -38,6 +58,7 @@ class Checkpoints:
   def __init__(self, workdir: str, *, keep_latest: int = 2, read_only: bool = False):
     self.root = os.path.join(os.path.abspath(workdir), "checkpoints")
     self._managers = {}
+    self._failed = set()   # managers whose save failed (reported once, by wait)
     for which, keep in (("latest", keep_latest), ("best", 1)):
       if read_only:
         options = ocp.CheckpointManagerOptions(read_only=True, create=False, max_to_keep=None,
@@ -50,9 +71,18 @@ class Checkpoints:
   def latest_step(self, which: str = "latest") -> Optional[int]:
     return self._manager(which).latest_step()
 
+  def step_dir(self, which: str, step: int) -> str:
+    return os.path.join(self.root, which, str(step))
+
   def save(self, which: str, step: int, state, meta: dict) -> None:
-    self._manager(which).save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+    """Starts saving asynchronously; an earlier save's failure surfaces here or in :meth:`wait`."""
+    try:
+      self._manager(which).save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+    except ocp.checkpoint_manager.StepAlreadyExistsError:
+      raise
+    except Exception as e:  # noqa: BLE001 - orbax and TensorStore raise ValueError, OSError, ...
+      raise CheckpointWriteError(self._write_failed(which, e)) from e
 
   def restore(self, which: str, abstract_state, step: Optional[int] = None) -> tuple[Any, dict]:
     """Restores ``(state, meta)``; ``abstract_state`` gives the structure, shapes and shardings."""
@@ -65,21 +95,97 @@ class Checkpoints:
     return restored.state, restored.meta
 
   def read_meta(self, which: str = "latest", step: Optional[int] = None) -> Optional[dict]:
+    """The meta of a checkpoint (None if there is none); an unreadable one raises, naming it."""
     manager = self._manager(which)
     step = manager.latest_step() if step is None else step
     if step is None:
       return None
-    return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+    try:
+      meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+    except Exception as e:  # noqa: BLE001 - orbax raises JSONDecodeError, ValueError, OSError, ...
+      raise self.unreadable(which, step, e, MetaUnreadable) from e
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+      raise self.unreadable(which, step, ValueError(
+          f"{os.path.join(self.step_dir(which, step), _JSON_FILES[0])} is not the meta of a jsnn "
+          f"checkpoint (no config)"), MetaUnreadable)
+    return meta
+
+  def unreadable(self, which: str, step: int, error: BaseException,
+                 kind: type = CheckpointUnreadable) -> CheckpointUnreadable:
+    """The error (of type ``kind``) for checkpoint ``which``/``step`` failing with ``error``."""
+    step_dir = self.step_dir(which, step)
+    bad = _bad_json_files(step_dir)
+    what = (", ".join(f"{path} is {problem}" for path, problem in bad) if bad
+            else reason(error))
+    if which == "latest":
+      earlier = [s for s in self._manager(which).all_steps() if s < step]
+      todo = (f"if it is damaged, move {step_dir} away to resume from step {max(earlier)}, the "
+              f"one before" if earlier else f"if it is damaged, move {step_dir} away to start "
+              f"afresh")
+    else:
+      todo = ("if it is damaged, evaluate --config.eval.checkpoint=latest instead, or move "
+              f"{step_dir} away and retrain")
+    return kind(f"cannot read the {which!r} checkpoint of step {step} in {step_dir}: {what}. It "
+                f"is left untouched; {todo}")
 
   def wait(self) -> None:
-    for manager in self._managers.values():
-      manager.wait_until_finished()
+    """Waits for every save in flight; the first failed one raises :class:`CheckpointWriteError`."""
+    failures = []
+    for which, manager in self._managers.items():
+      try:
+        manager.wait_until_finished()
+      except Exception as e:  # noqa: BLE001 - see save()
+        failures.append((which, e))
+        self._failed.add(which)
+    if failures:
+      which, e = failures[0]
+      raise CheckpointWriteError(self._write_failed(which, e)) from e
 
   def close(self) -> None:
-    for manager in self._managers.values():
-      manager.close()
+    for which, manager in self._managers.items():
+      try:
+        manager.close()
+      except Exception:  # noqa: BLE001
+        # A manager whose save failed raises it again on close; wait() has reported it.
+        if which not in self._failed:
+          raise
+
+  def _write_failed(self, which: str, error: BaseException) -> str:
+    return (f"cannot write a checkpoint into {os.path.join(self.root, which)}: {reason(error)}. "
+            f"The checkpoints written before are intact: free some disk space (or restore write "
+            f"access) and rerun the same command to resume from the last one")
 
   def _manager(self, which: str):
     if which not in WHICH:
       raise ValueError(f"unknown checkpoint {which!r}; expected one of {WHICH}")
     return self._managers[which]
+
+
+def _bad_json_files(step_dir: str) -> list[tuple[str, str]]:
+  """The JSON files of a step directory that are empty or do not parse, with what is wrong."""
+  bad = []
+  for name in _JSON_FILES:
+    path = os.path.join(step_dir, name)
+    if not os.path.isfile(path):
+      continue
+    try:
+      if os.path.getsize(path) == 0:
+        bad.append((path, "empty"))
+        continue
+      with open(path) as f:
+        json.load(f)
+    except (OSError, ValueError) as e:
+      bad.append((path, f"not valid JSON ({e})"))
+  return bad
+
+
+def reason(error: BaseException) -> str:
+  """What went wrong, in a few words: the OS error TensorStore reports, or the first line."""
+  while error.__cause__ is not None:
+    error = error.__cause__
+  text = str(error).strip()
+  os_error = re.search(r"([A-Za-z][^:\"\[\]]*?) \[os_error_code='?(\d+)'?\]", text)
+  if os_error:
+    return f"{os_error.group(1).strip()} (errno {os_error.group(2)})"
+  line = text.splitlines()[0] if text else type(error).__name__
+  return line if len(line) <= 300 else line[:300] + " …"

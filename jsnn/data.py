@@ -24,11 +24,15 @@ import dataclasses
 import math
 import os
 import re
+import zipfile
+import zlib
 from typing import Iterator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jsnn import errors
 
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "synthetic": 10}
 IMAGE_SHAPE = (32, 32, 3)
@@ -41,7 +45,7 @@ SYNTHETIC_TEST_SIZE = 256
 _SHARD_RE = re.compile(r"^train_(\d+)\.npz$")
 
 
-class DataUnavailableError(RuntimeError):
+class DataUnavailableError(errors.Error, RuntimeError):
   """The requested dataset is neither prepared locally nor downloadable."""
 
 
@@ -224,21 +228,41 @@ def _npz_files(data_dir: str, split: str) -> list[str]:
   return [os.path.join(data_dir, single[0])]
 
 
+# What NumPy raises for a truncated, damaged or foreign .npz file.
+_NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+def _unreadable_npz(path: str, error: BaseException) -> str:
+  try:
+    with open(path, "rb") as f:
+      head = f.read(4)
+  except OSError:
+    head = b""
+  # Without a zip header NumPy guesses a pickle and says so, which misleads.
+  why = "not a .npz (zip) file" if head != b"PK\x03\x04" else f"damaged or truncated ({error})"
+  return (f"cannot read {path!r} as a .npz archive: {why}; replace it with a good copy of the "
+          f"data")
+
+
 def _load_npz_split(data_dir: str, split: str, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
   x_key, y_key = f"x_{split}", f"y_{split}"
   images, labels = [], []
   for path in _npz_files(data_dir, split):
     try:
       archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-      raise ValueError(f"cannot read {path!r} as a .npz archive: {e}") from e
+    except _NPZ_ERRORS as e:
+      raise ValueError(_unreadable_npz(path, e)) from e
     if not isinstance(archive, np.lib.npyio.NpzFile):
       raise ValueError(f"{path!r} is a single .npy array, not a .npz archive of named arrays")
     with archive:
       missing = [k for k in (x_key, y_key) if k not in archive.files]
       if missing:
         raise ValueError(f"{path!r} lacks array(s) {missing}; found {sorted(archive.files)}")
-      x, y = archive[x_key], archive[y_key]
+      try:
+        # Members are read (and decompressed) only here: a damaged one fails here.
+        x, y = archive[x_key], archive[y_key]
+      except _NPZ_ERRORS as e:
+        raise ValueError(_unreadable_npz(path, e)) from e
     _validate_arrays(x, y, num_classes, where=f"{path!r} ({x_key}, {y_key})", check_classes=False)
     images.append(x)
     labels.append(y)

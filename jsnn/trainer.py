@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 import time
 from typing import Any, Optional
@@ -22,7 +23,8 @@ import ml_collections
 import numpy as np
 
 import jsnn
-from jsnn import checkpointing, config_diff, data, models, parallel, train_step
+from jsnn import (_io, checkpointing, config_checks, config_diff, data, errors, metric_files,
+                  models, parallel, train_step)
 from jsnn.train_state import TrainState
 
 log = logging.getLogger("jsnn")
@@ -36,11 +38,11 @@ RAT_BETA = {
 DEFAULT_RAT_BETA = 5e-4
 
 
-class TrainingDiverged(FloatingPointError):
+class TrainingDiverged(errors.Error, FloatingPointError):
   """The loss became NaN or infinite."""
 
 
-class ConfigMismatch(ValueError):
+class ConfigMismatch(errors.Error, ValueError):
   """The workdir holds a run of a different config."""
 
 
@@ -67,6 +69,7 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
 
 
 def _validate(config):
+  config_checks.check_finite(config.to_dict())
   t = config.training
   step_settings(config)   # mode, χ, ρ, distance, reduction
   if t.epochs < 1:
@@ -132,18 +135,31 @@ def abstract_train_state(config, model, tx, mesh):
 # -------------------------------------------------------------------------------------------------
 
 
-class MetricWriter:
-  """JSON lines in ``workdir/metrics.jsonl`` and TensorBoard events in ``workdir/tensorboard``."""
+METRICS_FILE = "metrics.jsonl"
 
-  def __init__(self, workdir: str, enabled: bool):
+
+class MetricWriter:
+  """JSON lines in ``workdir/metrics.jsonl`` and TensorBoard events in ``workdir/tensorboard``.
+
+  ``resume_step``: the step the run resumes from; records after it, left by a run killed before
+  their checkpoint committed, are dropped first (see :mod:`jsnn.metric_files`).
+  """
+
+  def __init__(self, workdir: str, enabled: bool, *, resume_step: int = 0):
     self.enabled = enabled
     self._tb = None
     if not enabled:
       return
-    self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+    path, logdir = os.path.join(workdir, METRICS_FILE), os.path.join(workdir, "tensorboard")
+    dropped = (metric_files.drop_records_after(path, resume_step),
+               metric_files.drop_events_after(logdir, resume_step))
+    if any(dropped):
+      log.info("dropped %d records and %d events after step %d, left by a killed run", *dropped,
+               resume_step)
+    self._jsonl = open(path, "a")
     try:
       from tensorboardX import SummaryWriter
-      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+      self._tb = SummaryWriter(logdir)
     except ImportError:  # pragma: no cover - tensorboardX is a dependency
       log.warning("tensorboardX is not installed: no TensorBoard events")
 
@@ -206,9 +222,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   # A bad model setting fails here, before the workdir is created.
   model_from_config(config, data.NUM_CLASSES.get(config.data.name, 10))
   workdir = os.path.abspath(workdir)
-  os.makedirs(workdir, exist_ok=True)
-  ckpt = checkpointing.Checkpoints(workdir, keep_latest=config.logging.keep_checkpoints)
-  _check_resume_config(ckpt, config)
+  _check_workdir_writable(workdir)
+  _check_resume_config(workdir, config)
 
   # --- Data --------------------------------------------------------------------------------------
   d = config.data
@@ -224,6 +239,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   if t.steps_per_epoch:
     steps_per_epoch = min(steps_per_epoch, t.steps_per_epoch)
   total_steps = steps_per_epoch * t.epochs
+  # Only now that every input has been read is anything written.
+  os.makedirs(workdir, exist_ok=True)
+  ckpt = checkpointing.Checkpoints(workdir, keep_latest=config.logging.keep_checkpoints)
 
   # --- Model, optimiser, state -------------------------------------------------------------------
   model = model_from_config(config, dataset.num_classes)
@@ -234,8 +252,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   meta = {"config": config.to_dict(), "num_classes": dataset.num_classes,
           "steps_per_epoch": steps_per_epoch, "jsnn_version": jsnn.__version__}
   best_accuracy = -1.0
-  if ckpt.latest_step() is not None:
-    state, saved_meta = ckpt.restore("latest", abstract)
+  latest = ckpt.latest_step()
+  if latest is not None:
+    try:
+      state, saved_meta = ckpt.restore("latest", abstract)
+    except Exception as e:  # noqa: BLE001 - orbax raises ValueError, OSError, Exception, ...
+      ckpt.close()
+      raise ckpt.unreadable("latest", latest, e) from e
     best_accuracy = saved_meta.get("best_accuracy", -1.0)
     log.info("resumed from %s at step %d", ckpt.root, int(state.step))
   else:
@@ -262,7 +285,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   state_is_finite = jax.jit(lambda s: jnp.all(jnp.stack([
       jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves((s.params, s.batch_stats))])))
 
-  writer = MetricWriter(workdir, is_main)
+  writer = MetricWriter(workdir, is_main, resume_step=start_step)
   summary = {"start_step": start_step, "total_steps": total_steps}
   try:
     if start_step >= total_steps:
@@ -291,10 +314,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       if not bad and not bool(state_is_finite(state)):   # host sync: once per epoch
         bad = ["parameters or batch statistics"]
       if bad:
-        raise TrainingDiverged(
-            f"{', '.join(bad)} became NaN or infinite between steps {epoch_steps[0]} and "
-            f"{end_step} (epoch {epoch + 1}); the last good checkpoint (step {ckpt.latest_step()}) "
-            f"is kept in {ckpt.root}. Try a lower --config.training.learning_rate or float32.")
+        raise TrainingDiverged(_diverged_message(bad, epoch_steps[0], end_step, epoch + 1, ckpt,
+                                                 config))
       train_time = time.time() - epoch_start
       test_accuracy = evaluate_clean(eval_fn, state.variables, dataset.test_images,
                                      dataset.test_labels.astype(np.int32), t.eval_batch_size, mesh)
@@ -309,6 +330,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         if t.select_on == "validation":
           selection = scalars["validation_accuracy"]
       writer.write(end_step, scalars)
+      _fault_point("after_metrics_write")
       if is_main:
         _print_epoch_line(scalars, t.epochs, settings)
       epoch_meta = {**meta, "step": end_step, "epoch": epoch + 1, "test_accuracy": test_accuracy,
@@ -316,6 +338,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       if selection > best_accuracy:
         best_accuracy = selection
         ckpt.save("best", end_step, state, {**epoch_meta, "best_accuracy": best_accuracy})
+        _fault_point("after_best_save", ckpt)
       ckpt.save("latest", end_step, state, {**epoch_meta, "best_accuracy": best_accuracy})
       summary.update(scalars)
       if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
@@ -323,14 +346,63 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     summary.update(best_accuracy=best_accuracy, state=state, steps_per_epoch=steps_per_epoch,
                    workdir=workdir, step_compilations=step_fn._cache_size())
   finally:
-    ckpt.wait()
-    ckpt.close()
-    writer.close()
+    try:
+      ckpt.wait()
+    finally:
+      ckpt.close()
+      writer.close()
   return summary
 
 
-def _check_resume_config(ckpt, config):
-  saved = ckpt.read_meta("latest")
+def _diverged_message(bad, first_step, end_step, epoch, ckpt, config) -> str:
+  """What diverged, where, what was kept, and which settings to change."""
+  last = ckpt.latest_step()
+  fixes = f"a lower --config.training.learning_rate (now {config.training.learning_rate:g})"
+  if config.model.dtype != "float32":
+    fixes += f" or --config.model.dtype=float32 (now {config.model.dtype})"
+  if last is None:
+    return (f"{', '.join(bad)} became NaN or infinite between steps {first_step} and {end_step} "
+            f"(epoch {epoch}), before any checkpoint was written. Rerun with {fixes}.")
+  return (f"{', '.join(bad)} became NaN or infinite between steps {first_step} and {end_step} "
+          f"(epoch {epoch}); the last good checkpoint (step {last}) is kept in {ckpt.root}. Rerun "
+          f"with {fixes}: in a new --workdir, or in this one with "
+          f"--config.allow_config_mismatch=True to resume from step {last}.")
+
+
+def _fault_point(name: str, ckpt=None) -> None:
+  """Test hook: ``JSNN_FAULT=<name>`` kills the process here with SIGKILL, as a preemption would.
+
+  ``after_metrics_write``: the epoch's records are written, its checkpoints not yet started;
+  ``after_best_save``: its best checkpoint has committed, its latest one not yet started.
+  """
+  if os.environ.get("JSNN_FAULT") != name:
+    return
+  if ckpt is not None:
+    ckpt.wait()   # let the save before this point commit, so that the kill comes after it
+  os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _check_workdir_writable(workdir):
+  """Before any work: a read-only workdir (or parent of a new one) fails now, not after an epoch."""
+  if os.path.isdir(workdir):
+    todo = (f"; make it writable again (chmod -R u+w {workdir}), or copy the run to a writable "
+            f"place and resume there")
+  else:
+    todo = "; choose a --workdir where you can write"
+  dirs = [workdir] + [os.path.join(workdir, *d) for d in (
+      ("checkpoints",), ("checkpoints", "latest"), ("checkpoints", "best"), ("tensorboard",))]
+  _io.check_writable([d for d in dirs if d == workdir or os.path.isdir(d)],
+                     [os.path.join(workdir, METRICS_FILE)], todo=todo)
+
+
+def _check_resume_config(workdir, config):
+  if not os.path.isdir(os.path.join(workdir, "checkpoints", "latest")):
+    return
+  ckpt = checkpointing.Checkpoints(workdir, read_only=True)
+  try:
+    saved = ckpt.read_meta("latest")
+  finally:
+    ckpt.close()
   if saved is None:
     return
   diff = config_diff.config_differences(saved["config"], config.to_dict())
@@ -338,8 +410,9 @@ def _check_resume_config(ckpt, config):
     before, after = config_diff.flatten(saved["config"]), config_diff.flatten(config.to_dict())
     shown = ", ".join(f"{k}: {before.get(k)!r} → {after.get(k)!r}" for k in diff[:8])
     raise ConfigMismatch(
-        f"{ckpt.root} holds a checkpoint of a different config ({shown}). Use a new --workdir, "
-        f"or resume anyway with --config.allow_config_mismatch=True.")
+        f"{os.path.join(workdir, 'checkpoints')} holds a checkpoint of a different config "
+        f"({shown}). Use a new --workdir, or resume anyway with "
+        f"--config.allow_config_mismatch=True.")
 
 
 def _progress(config, epoch, total, is_main):
@@ -368,7 +441,7 @@ def _print_epoch_line(s, epochs, settings):
 # -------------------------------------------------------------------------------------------------
 
 
-class CheckpointNotFound(FileNotFoundError):
+class CheckpointNotFound(errors.Error, FileNotFoundError):
   """The workdir has no checkpoint of the requested kind."""
 
 
@@ -402,7 +475,10 @@ def restore_checkpoint(workdir: str, which: str = "best", **model_overrides):
         learning_rate=t.learning_rate, epochs=t.epochs, steps_per_epoch=meta["steps_per_epoch"],
         momentum=t.momentum, weight_decay=t.weight_decay)
     abstract = abstract_train_state(config, model, tx, parallel.make_mesh())
-    state, meta = ckpt.restore(which, abstract)
+    try:
+      state, meta = ckpt.restore(which, abstract)
+    except Exception as e:  # noqa: BLE001 - orbax raises ValueError, OSError, Exception, ...
+      raise ckpt.unreadable(which, ckpt.latest_step(which), e) from e
   finally:
     ckpt.close()
   return config, model, state.variables, meta

@@ -100,10 +100,11 @@ def test_a_workdir_of_another_config_is_refused(tmp_path):
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
   trainer.train_and_evaluate(tiny_config(epochs=2, mode="natural"), str(tmp_path),
                              stop_after_epoch=1)
-  bad = tiny_config(epochs=2, mode="natural", learning_rate=float("inf"))
+  bad = tiny_config(epochs=2, mode="natural", learning_rate=1e30)
   bad.allow_config_mismatch = True
-  with pytest.raises(trainer.TrainingDiverged, match=r"between steps 2 and 4.*step 2"):
+  with pytest.raises(trainer.TrainingDiverged, match=r"between steps 2 and 4.*step 2") as info:
     trainer.train_and_evaluate(bad, str(tmp_path))
+  assert "--config.training.learning_rate (now 1e+30)" in str(info.value)
   ckpt = checkpointing.Checkpoints(str(tmp_path), read_only=True)
   assert ckpt.latest_step("latest") == 2
   ckpt.close()
@@ -111,7 +112,18 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
   assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(variables))
 
 
+def test_a_run_that_diverges_before_its_first_checkpoint_says_so(tmp_path):
+  config = tiny_config(epochs=1, mode="natural", learning_rate=1e30)
+  with pytest.raises(trainer.TrainingDiverged) as info:
+    trainer.train_and_evaluate(config, str(tmp_path))
+  message = str(info.value)
+  assert "before any checkpoint was written" in message and "step None" not in message
+  assert "--config.training.learning_rate (now 1e+30)" in message
+
+
 @pytest.mark.parametrize("override,match", [
+    ({"learning_rate": float("nan")}, r"training.learning_rate = nan"),
+    ({"gaussian_std": float("inf")}, r"training.gaussian_std = inf"),
     ({"mode": "adversarial"}, "'adversarial'"),
     ({"rho": -1.0}, "rho"),
     ({"chi": 2.0}, "chi"),
@@ -139,18 +151,6 @@ def test_missing_data_says_how_to_get_it(tmp_path):
   config.data.tfds_data_dir = str(tmp_path / "empty")
   with pytest.raises(data.DataUnavailableError, match="--config.data.dir"):
     trainer.train_and_evaluate(config, str(tmp_path / "w"))
-
-
-def test_cli_rejects_unknown_keys_and_bad_values_without_a_traceback(tmp_path):
-  base = [sys.executable, os.path.join(ROOT, "train.py"), "--config",
-          os.path.join(ROOT, "configs", "smoke.py"), "--workdir", str(tmp_path / "w")]
-  out = subprocess.run(base + ["--config.training.rhoo=1"], capture_output=True, text=True,
-                       cwd=ROOT, timeout=120)
-  assert out.returncode != 0 and "rhoo" in out.stderr
-  out = subprocess.run(base + ["--config.training.chi=1.5"], capture_output=True, text=True,
-                       cwd=ROOT, timeout=120)
-  assert out.returncode == 2 and "chi (χ) must be in [0, 1], got 1.5" in out.stderr
-  assert "Traceback" not in out.stderr
 
 
 MULTI_DEVICE = """

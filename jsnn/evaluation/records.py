@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import zipfile
 import zlib
 from typing import Any, Mapping, Optional, Sequence
 
@@ -77,9 +78,9 @@ def read_flags(path: str) -> dict[str, np.ndarray]:
   try:
     with np.load(path, allow_pickle=False) as archive:
       return {k: archive[k] for k in archive.files}
-  except (OSError, ValueError, zlib.error) as e:
-    raise ValueError(f"cannot read the existing per-example flags {path} ({e}); move it away to "
-                     "start afresh (it is left untouched)") from e
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+    raise ValueError(f"cannot read the existing per-example flags {path} ({e}: truncated or "
+                     "damaged?); move it away to start afresh (it is left untouched)") from e
 
 
 def write_flags(path: str, flags: Mapping[str, np.ndarray]) -> None:

@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from jsnn import __version__ as JSNN_VERSION
-from jsnn import attacks, data, models, parallel, spiking, trainer
+from jsnn import _io, attacks, checkpointing, data, errors, models, parallel, spiking, trainer
 from jsnn._io import atomic_write
 from jsnn.evaluation.checks import LARGE_EPSILON, sanity_checks, worst_case
 from jsnn.evaluation.records import (CSV_FILE, FLAGS_FILE, RESULTS_FILE, csv_table, eps255,
@@ -36,7 +36,7 @@ from jsnn.evaluation.summary import estimator_summary, format_report, masking_di
 log = logging.getLogger("jsnn")
 
 
-class CheckpointMismatch(ValueError):
+class CheckpointMismatch(errors.Error, ValueError):
   """The checkpoint cannot be restored into the model its saved config describes."""
 
 
@@ -86,13 +86,14 @@ def _restore(settings: EvalSettings, workdir: str):
   """``(config, model, attack_model, variables, meta, surrogate, variants)``; explains failures."""
   try:
     run_config, model, variables, meta = trainer.restore_checkpoint(workdir, settings.checkpoint)
-  except trainer.CheckpointNotFound:
-    raise
+  except (trainer.CheckpointNotFound, checkpointing.MetaUnreadable):
+    raise   # they say which file, and what to do
   except Exception as e:
     raise CheckpointMismatch(
         f"cannot restore the {settings.checkpoint!r} checkpoint of {workdir}: the model its saved "
         f"config describes does not match the stored arrays (was the checkpoint written by another "
-        f"jsnn version, or its meta edited?). {type(e).__name__}: {e}") from e
+        f"jsnn version, or its meta edited?), or its files are damaged (it is left untouched). "
+        f"({checkpointing.reason(e)})") from e
   # The saved config builds the model; the arrays must have exactly its shapes.
   expected = jax.eval_shape(lambda: models.init_model(model, jax.random.key(0)))
   got = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), variables)
@@ -158,6 +159,11 @@ def prepare(config, workdir: str) -> _Context:
                      f"use a multiple of {n} (e.g. --config.eval.batch_size="
                      f"{max(n, settings.batch_size // n * n)})")
   workdir = os.path.abspath(workdir)
+  if os.path.isdir(workdir) and jax.process_index() == 0:
+    # Results are written after the first attack; a read-only run fails now, not then.
+    _io.check_writable([workdir], todo=f"; make it writable (chmod -R u+w {workdir}), or "
+                       f"evaluate a copy of the run (cp -r {workdir} COPY; python evaluate.py "
+                       f"--workdir COPY)")
   run_config, model, attack_model, variables, meta, surrogate, variants = _restore(
       settings, workdir)
   targeted = [s for s in settings.cascade + settings.specs if s.kind == "apgd-t"]

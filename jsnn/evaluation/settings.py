@@ -6,7 +6,7 @@ import dataclasses
 import re
 from typing import Optional
 
-from jsnn import attacks, spiking
+from jsnn import attacks, config_checks, spiking
 from jsnn.attacks.registry import (PAPER_EPSILON, STANDARD_QUERIES, STANDARD_STEPS,
                                    STANDARD_TARGETS)
 
@@ -163,6 +163,7 @@ def _int_setting(e, key: str, default: int, minimum: int) -> int:
 def settings_from_config(config) -> EvalSettings:
   """Validates ``config.eval`` (or an eval section itself); raises ValueError naming a bad value."""
   e = config.eval if "eval" in config else config
+  config_checks.check_finite(e.to_dict() if hasattr(e, "to_dict") else dict(e), "eval.")
   checkpoint = e.checkpoint
   if checkpoint not in ("best", "latest"):
     raise ValueError(f"eval.checkpoint must be 'best' or 'latest', got {checkpoint!r}")
