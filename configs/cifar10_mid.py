@@ -15,9 +15,9 @@ APGD-DLR) and the standard cascade APGD-CE-100 → APGD-T (3 targets × 100 step
 Pilot (2026-12-01, AMD EPYC, 2 cores, idle): ``python -m experiments.calibrate --config
 configs/cifar10_mid.py:at,rho=1 --train-size 50000 --test-size 10000 --parts train,attacks``:
 0.42–0.48 s per AT step (about 140 images/s), 85 min of training, 6 min for the paper's suite;
-the natural row 0.235 s per step (270 images/s), 45 min. A 4-epoch natural run at this size
-reached 58 % test accuracy; width 0.375 was no better after 2 epochs (50.9 % against 52.1 %) at
-1.5x the step time, so the budget buys epochs instead.
+the natural row 0.235 s per step (270 images/s), 45 min. Issue 14's calibration point (natural,
+this size, 4 epochs) reached 52.1 % after epoch 2 and 58.0 % after 4; a pilot at width 0.375
+reached 50.9 % after epoch 2 of 4 at about 1.5x the step time, so the budget buys epochs instead.
 """
 
 import os
