@@ -89,6 +89,9 @@ class _OrbaxLeftoverLogs(logging.Filter):
 
 _QUIET_LOGS = _OrbaxLeftoverLogs()
 
+# Orbax writes a checkpoint into ``<step>.orbax-checkpoint-tmp`` folders and renames them on commit.
+_ORBAX_TMP_SUFFIX = ".orbax-checkpoint-tmp"
+
 
 def _orbax_leftover(exc: BaseException, tb=None, obj=None) -> bool:
   """Whether an error printed outside the main flow is the leftover of a failed orbax operation.
@@ -99,6 +102,9 @@ def _orbax_leftover(exc: BaseException, tb=None, obj=None) -> bool:
   the one error that the entry point reports.
   """
   if isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed":
+    return True
+  # A TensorStore write future carries no Python frames of orbax, only the path it wrote into.
+  if _ORBAX_TMP_SUFFIX in str(exc):
     return True
   code = getattr(obj, "cr_code", None)
   files = [code.co_filename] if code is not None else []
