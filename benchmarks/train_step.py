@@ -31,7 +31,7 @@ def run_one(model_name, mode, batch_size, time_steps, repeats, quick, dtype):
   import numpy as np
   import jsnn  # noqa: F401  (XLA:CPU flags)
   from configs import default
-  from jsnn import parallel, train_step, trainer
+  from jsnn import parallel, train_state, train_step, workdir
 
   config = default.get_config()
   config.model.name, config.model.time_steps, config.model.dtype = model_name, time_steps, dtype
@@ -39,18 +39,18 @@ def run_one(model_name, mode, batch_size, time_steps, repeats, quick, dtype):
   config.training.batch_size = batch_size
   if quick:
     config.model.width, config.model.head_width = 0.125, 64
-  config = trainer.resolve_config(config)
+  config = workdir.resolve_config(config)
   mesh = parallel.make_mesh()
-  model = trainer.model_from_config(config, 10)
+  model = workdir.model_from_config(config, 10)
   tx, schedule = train_step.make_optimizer(learning_rate=0.1, epochs=100, steps_per_epoch=782)
-  state = jax.jit(functools.partial(trainer.create_train_state, config, model, tx),
+  state = jax.jit(functools.partial(train_state.create_train_state, model, tx),
                   out_shardings=parallel.replicated(mesh))(jax.random.key(0))
   rng = np.random.default_rng(0)
   images = parallel.put_replicated(rng.integers(0, 256, (1024, 32, 32, 3), dtype=np.uint8), mesh)
   labels = parallel.put_replicated(rng.integers(0, 10, (1024,), dtype=np.int32), mesh)
   step = jax.jit(functools.partial(
       train_step.train_step, model=model, tx=tx, schedule=schedule,
-      settings=trainer.step_settings(config), batch_sharding=parallel.batch_sharding(mesh)),
+      settings=workdir.step_settings(config), batch_sharding=parallel.batch_sharding(mesh)),
       donate_argnums=0, out_shardings=parallel.replicated(mesh))
   t0 = time.perf_counter()
   state, metrics = step(state, images, labels)

@@ -6,7 +6,7 @@ Run with ``python train.py --config configs/default.py --workdir runs/x``; overr
 
 import ml_collections
 
-# Sentinels resolved by jsnn.trainer.resolve_config from the mode, dataset and model.
+# Sentinels resolved by jsnn.workdir.resolve_config from the mode, dataset and model.
 AUTO = -1.0
 
 

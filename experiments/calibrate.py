@@ -61,12 +61,12 @@ def calibrate(config, *, train_size: int, test_size: int, steps: int = 3,
   """
   import jax
   import numpy as np
-  from jsnn import evaluation, parallel, train_step, trainer
+  from jsnn import evaluation, parallel, train_state, train_step, workdir
 
-  config = trainer.resolve_config(config)
+  config = workdir.resolve_config(config)
   t = config.training
   mesh = parallel.make_mesh()
-  model = trainer.model_from_config(config, 10)
+  model = workdir.model_from_config(config, 10)
   steps_per_epoch = math.ceil(train_size / t.batch_size)
   if t.steps_per_epoch:
     steps_per_epoch = min(steps_per_epoch, t.steps_per_epoch)
@@ -74,7 +74,7 @@ def calibrate(config, *, train_size: int, test_size: int, steps: int = 3,
       learning_rate=t.learning_rate, epochs=t.epochs, steps_per_epoch=steps_per_epoch,
       momentum=t.momentum, weight_decay=t.weight_decay)
   rng = np.random.default_rng(0)
-  state = jax.jit(functools.partial(trainer.create_train_state, config, model, tx),
+  state = jax.jit(functools.partial(train_state.create_train_state, model, tx),
                   out_shardings=parallel.replicated(mesh))(jax.random.key(0))
   measured = {"batch_size": t.batch_size}
   train_total = 0.0
@@ -91,7 +91,7 @@ def calibrate(config, *, train_size: int, test_size: int, steps: int = 3,
     labels = parallel.put_replicated(rng.integers(0, 10, (pool,), dtype=np.int32), mesh)
     step_fn = jax.jit(functools.partial(
         train_step.train_step, model=model, tx=tx, schedule=schedule,
-        settings=trainer.step_settings(config), batch_sharding=parallel.batch_sharding(mesh)),
+        settings=workdir.step_settings(config), batch_sharding=parallel.batch_sharding(mesh)),
         donate_argnums=0)
     (state, _), first = _timed(step_fn, state, images, labels)
     log(f"train step: first call (compiles) {first:.1f} s")

@@ -91,9 +91,9 @@ def summarise(factors: list[list[float]]) -> dict:
 
 def extract(workdir: str, which: str = "best") -> dict:
   """Reads the DLIF factors of ``workdir``'s checkpoint and writes ``dlif_factors.json`` there."""
-  from jsnn import trainer
+  from jsnn import workdir as workdir_lib
 
-  config, model, variables, meta = trainer.restore_checkpoint(workdir, which)
+  config, model, variables, meta = workdir_lib.restore_model(workdir, which)
   if config.model.neuron != "dlif":
     raise ValueError(f"{workdir} trained {config.model.neuron!r} neurons, which have no factors")
   result = {"workdir": os.path.abspath(workdir), "checkpoint": which,

@@ -9,7 +9,7 @@ r"""Trains and evaluates a set of table rows, skipping finished ones, into one r
 Each row (a config file, its row argument and a seed) runs in ``<root>/<row-id>/``, a normal
 training workdir, in four phases, each skipped when its output is already there:
 
-1. training, :func:`jsnn.trainer.train_and_evaluate` — a killed row resumes from its latest
+1. training, ``python train.py`` in its own process — a killed row resumes from its latest
    checkpoint and ends where an uninterrupted run would;
 2. the robustness suite of the config's ``eval`` section,
    :func:`jsnn.evaluation.evaluate_checkpoint` (``robustness.json``; itself resumable attack by
@@ -39,6 +39,7 @@ import dataclasses
 import json
 import math
 import os
+import subprocess
 import sys
 import time
 import traceback
@@ -295,9 +296,23 @@ def _factors(config, workdir: str) -> dict:
   return figure4.extract(workdir, config.eval.checkpoint)
 
 
-def _train(config, workdir: str) -> dict:
-  from jsnn import trainer
-  return trainer.train_and_evaluate(config, workdir)
+def _train(config, workdir: str, row: Row, overrides: Sequence[str]) -> None:
+  """``python train.py`` for the row, in its own process: the driver stands beside the trainer.
+
+  train.py resumes a killed run from the workdir's latest checkpoint; its one-line error (exit
+  status 2) becomes the row's error.
+  """
+  del config   # train.py rebuilds it from the same spec and overrides
+  command = [sys.executable, os.path.join(common.REPO, "train.py"), "--config",
+             os.path.join(common.REPO, row.config) + f":{row.arg}", "--workdir", workdir]
+  command += [f"--config.{item}" for item in overrides]
+  last = ""
+  with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=common.REPO) as process:
+    for line in process.stderr:   # passed on as it comes, the last line kept for the error
+      sys.stderr.write(line)
+      last = line.strip() or last
+  if process.returncode:
+    raise RuntimeError(f"train.py exited with status {process.returncode}: {last or 'no message'}")
 
 
 PHASES: dict[str, Callable] = {"train": _train, "evaluate": _evaluate, "sweep": _sweep_epsilon,
@@ -349,7 +364,10 @@ def run_row(row: Row, root: str, overrides: Sequence[str] = (), *, log=print) ->
     log(f"{row.id}: {name} …")
     start = time.perf_counter()
     try:
-      PHASES[name](config, rowdir)
+      if name == "train":
+        _train(config, rowdir, row, overrides)
+      else:
+        PHASES[name](config, rowdir)
     except Exception as e:  # noqa: BLE001 - one failing row must not stop the sweep
       call.update(wall_s=time.perf_counter() - start, outcome="error")
       state.update(status="failed", error=f"{name}: {type(e).__name__}: {e}",
@@ -484,11 +502,15 @@ def collect(root: str, planned: Sequence[Row] = (), *, meta: Optional[dict] = No
 
 def enable_compilation_cache(path: str) -> None:
   """XLA's persistent compilation cache: rows that differ only in the seed reuse the compiled
-  training step and attacks (measured 7.3 s → 2.0 s for the reduced training step)."""
+  training step and attacks (measured 7.3 s → 2.0 s for the reduced training step). Set in the
+  environment too, so that the train.py processes share it."""
   import jax
-  jax.config.update("jax_compilation_cache_dir", os.path.abspath(path))
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  settings = {"jax_compilation_cache_dir": os.path.abspath(path),
+              "jax_persistent_cache_min_compile_time_secs": 0.5,
+              "jax_persistent_cache_min_entry_size_bytes": 0}
+  for name, value in settings.items():
+    jax.config.update(name, value)
+    os.environ[name.upper()] = str(value)
 
 
 def run_sweep(rows: Sequence[Row], root: str, overrides: Sequence[str] = (), *, log=print,

@@ -274,10 +274,10 @@ def main(argv=None):
 
   import jsnn  # noqa: F401  (XLA:CPU flags before JAX starts)
   import jax
-  from jsnn import evaluation, trainer
+  from jsnn import evaluation, workdir
 
   start = time.time()
-  config, model, variables, meta = trainer.restore_checkpoint(args.workdir, args.checkpoint)
+  config, model, variables, meta = workdir.restore_model(args.workdir, args.checkpoint)
   images, labels, source = evaluation.load_test_set(config)
   images = np.asarray(images[:args.num_examples], np.float32) / 255.0
   labels = np.asarray(labels[:args.num_examples])

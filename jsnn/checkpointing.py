@@ -2,14 +2,18 @@
 
 Layout::
 
-    workdir/checkpoints/latest/<step>/{state, meta}
-    workdir/checkpoints/best/<step>/{state, meta}
+    workdir/checkpoints/latest/<step>/{variables, optimizer, meta}
+    workdir/checkpoints/best/<step>/{variables, optimizer, meta}
 
-``meta`` is JSON: the resolved config, step, epoch and the selection metric, so a checkpoint
-describes itself (``evaluate.py`` rebuilds the model from it). Orbax writes each step into a
-temporary directory and renames it when complete, so a kill during a save leaves the previous
-checkpoint readable and the partial one ignored. A checkpoint that cannot be read back, or written,
-raises :class:`CheckpointUnreadable` or :class:`CheckpointWriteError`, naming it.
+``variables`` holds the model's ``{params, batch_stats}``, so that evaluation restores a model
+without rebuilding its optimiser; ``optimizer`` holds the rest of the train state (step,
+optimiser state, PRNG key) for resuming. Checkpoints of jsnn before this layout hold one ``state``
+item with everything; both restore. ``meta`` is JSON: the resolved config, step, epoch and the
+selection metric, so a checkpoint describes itself (``evaluate.py`` rebuilds the model from it).
+Orbax writes each step into a temporary directory and renames it when complete, so a kill during
+a save leaves the previous checkpoint readable and the partial one ignored. A checkpoint that
+cannot be read back, or written, raises :class:`CheckpointUnreadable` or
+:class:`CheckpointWriteError`, naming it.
 """
 
 from __future__ import annotations
@@ -23,11 +27,20 @@ from typing import Any, Optional
 import orbax.checkpoint as ocp
 
 from jsnn import errors
+from jsnn.train_state import TrainState
 
 WHICH = ("latest", "best")
+VARIABLES, OPTIMIZER, LEGACY_STATE = "variables", "optimizer", "state"
 # The JSON files orbax writes into a step's directory (meta/metadata holds jsnn's meta).
 _JSON_FILES = (os.path.join("meta", "metadata"), "_CHECKPOINT_METADATA",
-               os.path.join("state", "_METADATA"))
+               os.path.join(VARIABLES, "_METADATA"), os.path.join(OPTIMIZER, "_METADATA"),
+               os.path.join(LEGACY_STATE, "_METADATA"))
+
+
+def _split(state: TrainState) -> tuple[dict, dict]:
+  """``({params, batch_stats}, {step, opt_state, rng})``: the items a train state is saved as."""
+  return ({"params": state.params, "batch_stats": state.batch_stats},
+          {"step": state.step, "opt_state": state.opt_state, "rng": state.rng})
 
 
 class CheckpointUnreadable(errors.Error, ValueError):
@@ -77,8 +90,10 @@ class Checkpoints:
   def save(self, which: str, step: int, state, meta: dict) -> None:
     """Starts saving asynchronously; an earlier save's failure surfaces here or in :meth:`wait`."""
     try:
-      self._manager(which).save(step, args=ocp.args.Composite(
-          state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+      variables, rest = _split(state)
+      self._manager(which).save(step, args=ocp.args.Composite(**{
+          VARIABLES: ocp.args.StandardSave(variables), OPTIMIZER: ocp.args.StandardSave(rest),
+          "meta": ocp.args.JsonSave(meta)}))
     except ocp.checkpoint_manager.StepAlreadyExistsError:
       raise
     except Exception as e:  # noqa: BLE001 - orbax and TensorStore raise ValueError, OSError, ...
@@ -86,13 +101,55 @@ class Checkpoints:
 
   def restore(self, which: str, abstract_state, step: Optional[int] = None) -> tuple[Any, dict]:
     """Restores ``(state, meta)``; ``abstract_state`` gives the structure, shapes and shardings."""
+    manager, step = self._step(which, step)
+    if not self._legacy(which, step):
+      variables, rest = _split(abstract_state)
+      restored = manager.restore(step, args=ocp.args.Composite(**{
+          VARIABLES: ocp.args.StandardRestore(variables),
+          OPTIMIZER: ocp.args.StandardRestore(rest), "meta": ocp.args.JsonRestore()}))
+      v, r = restored[VARIABLES], restored[OPTIMIZER]
+      return TrainState(step=r["step"], params=v["params"], batch_stats=v["batch_stats"],
+                        opt_state=r["opt_state"], rng=r["rng"]), restored.meta
+    restored = manager.restore(step, args=ocp.args.Composite(**{
+        LEGACY_STATE: ocp.args.StandardRestore(abstract_state), "meta": ocp.args.JsonRestore()}))
+    return restored[LEGACY_STATE], restored.meta
+
+  def restore_variables(self, which: str, abstract_variables,
+                        step: Optional[int] = None) -> tuple[dict, dict]:
+    """Restores ``({params, batch_stats}, meta)`` alone: no optimiser state is read or needed.
+
+    Args:
+      which: ``"latest"`` or ``"best"``.
+      abstract_variables: ``{params, batch_stats}`` of ``jax.ShapeDtypeStruct`` (with shardings).
+      step: the checkpoint's step (default: the newest).
+    """
+    manager, step = self._step(which, step)
+    if not self._legacy(which, step):
+      restored = manager.restore(step, args=ocp.args.Composite(**{
+          VARIABLES: ocp.args.StandardRestore(abstract_variables),
+          "meta": ocp.args.JsonRestore()}))
+      return restored[VARIABLES], restored.meta
+    # An older checkpoint keeps the variables inside its train state: read only those leaves.
+    restored = manager.restore(step, args=ocp.args.Composite(**{
+        LEGACY_STATE: ocp.args.PyTreeRestore(
+            item=abstract_variables, partial_restore=True,
+            restore_args=ocp.checkpoint_utils.construct_restore_args(abstract_variables)),
+        "meta": ocp.args.JsonRestore()}))
+    state = restored[LEGACY_STATE]
+    return {"params": state["params"], "batch_stats": state["batch_stats"]}, restored.meta
+
+  def _step(self, which: str, step: Optional[int]):
     manager = self._manager(which)
     step = manager.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f"no {which!r} checkpoint in {os.path.join(self.root, which)}")
-    restored = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
-    return restored.state, restored.meta
+    return manager, step
+
+  def _legacy(self, which: str, step: int) -> bool:
+    """Whether the checkpoint has the older single-``state`` layout."""
+    step_dir = self.step_dir(which, step)
+    return (not os.path.isdir(os.path.join(step_dir, VARIABLES))
+            and os.path.isdir(os.path.join(step_dir, LEGACY_STATE)))
 
   def read_meta(self, which: str = "latest", step: Optional[int] = None) -> Optional[dict]:
     """The meta of a checkpoint (None if there is none); an unreadable one raises, naming it."""

@@ -6,6 +6,9 @@ from typing import Any
 
 import flax.struct
 import jax
+import jax.numpy as jnp
+
+from jsnn import models
 
 
 class TrainState(flax.struct.PyTreeNode):
@@ -28,3 +31,19 @@ class TrainState(flax.struct.PyTreeNode):
   @property
   def key(self):
     return jax.random.wrap_key_data(self.rng)
+
+
+def create_train_state(model, tx, key) -> TrainState:
+  """A fresh state: the model's initial variables, ``tx``'s state, step 0 and a run key."""
+  init_key, run_key = jax.random.split(key)
+  variables = models.init_model(model, init_key)
+  return TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
+                    batch_stats=variables["batch_stats"], opt_state=tx.init(variables["params"]),
+                    rng=jax.random.key_data(run_key))
+
+
+def abstract_train_state(model, tx, sharding=None) -> TrainState:
+  """Shapes, dtypes and shardings of :func:`create_train_state`'s state, without allocating it."""
+  shapes = jax.eval_shape(lambda key: create_train_state(model, tx, key), jax.random.key(0))
+  return jax.tree_util.tree_map(
+      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)

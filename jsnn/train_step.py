@@ -20,7 +20,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jsnn import attacks, data, losses, models, perturbation, rat
+from jsnn import attacks, losses, models, perturbation, rat
+from jsnn.data import augmentation
+from jsnn.data import batching
 from jsnn.train_state import TrainState
 
 MODES = ("natural", "gaussian", "at", "at_reg")
@@ -129,7 +131,9 @@ def distance_term(settings: StepSettings, clean, perturbed):
 
 def loss_fn(params, batch_stats, model, settings: StepSettings, images, labels, perturbed_images,
             encoding_key=None):
-  """Returns ``(loss, (new_batch_stats, metrics))``.
+  """The training objective: Eq. 16's task loss plus ρ times the distance (Eq. 17).
+
+  Returns ``(loss, (new_batch_stats, metrics))``.
 
   For a stochastic model (Poisson input encoding) the clean and perturbed passes share the draw
   ``encoding_key`` (common random numbers), so that MS-MPPD measures the perturbation's effect on
@@ -189,14 +193,15 @@ def train_step(state: TrainState, train_images, train_labels, *, model, tx, sche
   # A separate stream, so that adding it left every other key of a step unchanged.
   encoding_key = jax.random.fold_in(jax.random.fold_in(base, 2), state.step)
 
-  idx = data.epoch_batch_indices(data_key, train_images.shape[0], settings.batch_size, state.step)
-  images = data.to_float(jnp.take(train_images, idx, axis=0))
+  idx = batching.epoch_batch_indices(data_key, train_images.shape[0], settings.batch_size,
+                                     state.step)
+  images = augmentation.to_float(jnp.take(train_images, idx, axis=0))
   labels = jnp.take(train_labels, idx, axis=0)
   if batch_sharding is not None:
     images = jax.lax.with_sharding_constraint(images, batch_sharding)
     labels = jax.lax.with_sharding_constraint(labels, batch_sharding)
-  images = data.augment(aug_key, images, crop=settings.crop, flip=settings.flip,
-                        cutout=settings.cutout, cutout_size=settings.cutout_size)
+  images = augmentation.augment(aug_key, images, crop=settings.crop, flip=settings.flip,
+                                cutout=settings.cutout, cutout_size=settings.cutout_size)
 
   perturbed = None
   if settings.mode != "natural":
@@ -223,6 +228,7 @@ def eval_step(variables, images, labels, mask, *, model, key=None):
 
   ``key``: the input-encoding draw of a stochastic model (one draw; ``evaluate.py`` votes over
   several)."""
-  logits = models.apply_model(model, variables, data.to_float(images), train=False, rng=key)[0]
+  logits = models.apply_model(model, variables, augmentation.to_float(images), train=False,
+                              rng=key)[0]
   correct = losses.correct(logits, labels) & mask
   return {"correct": jnp.sum(correct.astype(jnp.int32)), "count": jnp.sum(mask.astype(jnp.int32))}

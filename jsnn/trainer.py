@@ -23,111 +23,14 @@ import ml_collections
 import numpy as np
 
 import jsnn
-from jsnn import (_io, checkpointing, config_checks, config_diff, data, errors, metric_files,
-                  models, parallel, train_step)
-from jsnn.train_state import TrainState
+from jsnn import (_io, checkpointing, data, errors, metric_files, models, parallel, tracing,
+                  train_state, train_step)
+from jsnn import workdir as workdir_lib
 
 log = logging.getLogger("jsnn")
 
-AUTO = -1.0
-# SNN-RAT β of the paper's Appendix C per (dataset, model); VGG5 uses the reference's -beta default.
-RAT_BETA = {
-    ("cifar10", "vgg11"): 5e-4, ("cifar10", "wrn16"): 4e-3,
-    ("cifar100", "vgg11"): 1e-3, ("cifar100", "wrn16"): 4e-3,
-}
-DEFAULT_RAT_BETA = 5e-4
-
-
 class TrainingDiverged(errors.Error, FloatingPointError):
   """The loss became NaN or infinite."""
-
-
-class ConfigMismatch(errors.Error, ValueError):
-  """The workdir holds a run of a different config."""
-
-
-# -------------------------------------------------------------------------------------------------
-# Config
-# -------------------------------------------------------------------------------------------------
-
-
-def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Fills the AUTO values from the mode/model/dataset and validates; returns a locked copy."""
-  config = ml_collections.ConfigDict(config.to_dict())
-  t = config.training
-  if t.weight_decay == AUTO:
-    # The reference reuses -beta as weight decay, and turns decay off in RAT mode (spec §4.4).
-    t.weight_decay = 0.0 if t.mode == "at_reg" else 5e-4
-  if t.rat_beta == AUTO:
-    t.rat_beta = RAT_BETA.get((config.data.name, config.model.name), DEFAULT_RAT_BETA)
-  if config.data.name == "synthetic" and config.data.dir:
-    # configs/smoke.py: pointing data.dir at .npz CIFAR-10 switches the smoke run to real data.
-    config.data.name = "cifar10"
-  _validate(config)
-  config.lock()
-  return config
-
-
-def _validate(config):
-  config_checks.check_finite(config.to_dict())
-  t = config.training
-  step_settings(config)   # mode, χ, ρ, distance, reduction
-  if t.epochs < 1:
-    raise ValueError(f"training.epochs must be >= 1, got {t.epochs}")
-  if t.learning_rate <= 0:
-    raise ValueError(f"training.learning_rate must be > 0, got {t.learning_rate}")
-  if t.weight_decay < 0 or t.rat_beta < 0:
-    raise ValueError(f"weight_decay and rat_beta must be >= 0, got {t.weight_decay}, {t.rat_beta}")
-  if t.select_on not in ("test", "validation"):
-    raise ValueError(f"training.select_on must be 'test' or 'validation', got {t.select_on!r}")
-  if t.select_on == "validation" and config.data.validation_size < 1:
-    raise ValueError("training.select_on='validation' needs --config.data.validation_size > 0")
-  if t.steps_per_epoch < 0:
-    raise ValueError(f"training.steps_per_epoch must be >= 0, got {t.steps_per_epoch}")
-
-
-def step_settings(config) -> train_step.StepSettings:
-  t, d = config.training, config.data
-  return train_step.StepSettings(
-      mode=t.mode, chi=t.chi, rho=t.rho, distance=t.distance, mppd_reduction=t.mppd_reduction,
-      mppd_leak=config.model.leak, gaussian_std=t.gaussian_std, rfgsm_step=t.rfgsm_step,
-      rfgsm_start_std=t.rfgsm_start_std, rat_beta=max(t.rat_beta, 0.0),
-      rat_row_fraction=t.rat_row_fraction, rat_min_rows=t.rat_min_rows, batch_size=t.batch_size,
-      crop=d.crop, flip=d.flip, cutout=d.cutout, cutout_size=d.cutout_size)
-
-
-def model_from_config(config, num_classes: int, **overrides):
-  m = config.model
-  kwargs = dict(num_classes=num_classes, neuron=m.neuron, time_steps=m.time_steps,
-                dlif_placement=m.dlif_placement, leak=m.leak, threshold=m.threshold,
-                surrogate=m.surrogate, surrogate_width=m.surrogate_width,
-                normalization=config.data.name if config.data.name in models.NORMALIZATION
-                else "cifar10", width=m.width, head_width=m.head_width, dtype=m.dtype,
-                remat=m.remat, encoding=m.get("encoding", "direct"))
-  kwargs.update(overrides)
-  return models.create_model(m.name, **kwargs)
-
-
-# -------------------------------------------------------------------------------------------------
-# State
-# -------------------------------------------------------------------------------------------------
-
-
-def create_train_state(config, model, tx, key) -> TrainState:
-  init_key, run_key = jax.random.split(key)
-  variables = models.init_model(model, init_key)
-  return TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
-                    batch_stats=variables["batch_stats"], opt_state=tx.init(variables["params"]),
-                    rng=jax.random.key_data(run_key))
-
-
-def abstract_train_state(config, model, tx, mesh):
-  """Shapes, dtypes and (replicated) shardings of the train state, without allocating it."""
-  shapes = jax.eval_shape(functools.partial(create_train_state, config, model, tx),
-                          jax.random.key(0))
-  sharding = parallel.replicated(mesh)
-  return jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
-                                shapes)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -210,7 +113,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     A summary: final and best accuracies, steps, wall time, and the final ``state``.
   """
   # --- Config and devices ------------------------------------------------------------------------
-  config = resolve_config(config)
+  config = workdir_lib.resolve_config(config)
   parallel.maybe_initialize_distributed(config.distributed)
   is_main = jax.process_index() == 0
   mesh = parallel.make_mesh()
@@ -220,10 +123,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     raise ValueError(f"training.eval_batch_size {t.eval_batch_size} is not divisible by the "
                      f"{mesh.devices.size} devices")
   # A bad model setting fails here, before the workdir is created.
-  model_from_config(config, data.NUM_CLASSES.get(config.data.name, 10))
+  workdir_lib.model_from_config(config, data.NUM_CLASSES.get(config.data.name, 10))
   workdir = os.path.abspath(workdir)
   _check_workdir_writable(workdir)
-  _check_resume_config(workdir, config)
+  workdir_lib.check_resume_config(workdir, config)
 
   # --- Data --------------------------------------------------------------------------------------
   d = config.data
@@ -244,11 +147,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   ckpt = checkpointing.Checkpoints(workdir, keep_latest=config.logging.keep_checkpoints)
 
   # --- Model, optimiser, state -------------------------------------------------------------------
-  model = model_from_config(config, dataset.num_classes)
+  model = workdir_lib.model_from_config(config, dataset.num_classes)
   tx, schedule = train_step.make_optimizer(
       learning_rate=t.learning_rate, epochs=t.epochs, steps_per_epoch=steps_per_epoch,
       momentum=t.momentum, weight_decay=t.weight_decay)
-  abstract = abstract_train_state(config, model, tx, mesh)
+  abstract = train_state.abstract_train_state(model, tx, parallel.replicated(mesh))
   meta = {"config": config.to_dict(), "num_classes": dataset.num_classes,
           "steps_per_epoch": steps_per_epoch, "jsnn_version": jsnn.__version__}
   best_accuracy = -1.0
@@ -262,7 +165,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     best_accuracy = saved_meta.get("best_accuracy", -1.0)
     log.info("resumed from %s at step %d", ckpt.root, int(state.step))
   else:
-    init = jax.jit(functools.partial(create_train_state, config, model, tx),
+    init = jax.jit(functools.partial(train_state.create_train_state, model, tx),
                    out_shardings=parallel.replicated(mesh))
     state = init(jax.random.key(config.seed))
     if is_main:
@@ -271,11 +174,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   start_step = int(state.step)   # host sync: once, before the loop
 
   # --- Compiled step ------------------------------------------------------------------------------
-  settings = step_settings(config)
-  step_fn = jax.jit(
+  settings = workdir_lib.step_settings(config)
+  traced_step = tracing.counting_traces(
       functools.partial(train_step.train_step, model=model, tx=tx, schedule=schedule,
-                        settings=settings, batch_sharding=parallel.batch_sharding(mesh)),
-      donate_argnums=0, out_shardings=parallel.replicated(mesh))
+                        settings=settings, batch_sharding=parallel.batch_sharding(mesh)))
+  step_fn = jax.jit(traced_step, donate_argnums=0, out_shardings=parallel.replicated(mesh))
   # A stochastic model's per-epoch accuracy is one fixed draw, the same every epoch.
   eval_key = jax.random.key(config.seed) if models.is_stochastic(model) else None
   eval_fn = jax.jit(functools.partial(train_step.eval_step, model=model, key=eval_key),
@@ -344,7 +247,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
         break
     summary.update(best_accuracy=best_accuracy, state=state, steps_per_epoch=steps_per_epoch,
-                   workdir=workdir, step_compilations=step_fn._cache_size())
+                   workdir=workdir, step_compilations=traced_step.count)
   finally:
     try:
       ckpt.wait()
@@ -395,26 +298,6 @@ def _check_workdir_writable(workdir):
                      [os.path.join(workdir, METRICS_FILE)], todo=todo)
 
 
-def _check_resume_config(workdir, config):
-  if not os.path.isdir(os.path.join(workdir, "checkpoints", "latest")):
-    return
-  ckpt = checkpointing.Checkpoints(workdir, read_only=True)
-  try:
-    saved = ckpt.read_meta("latest")
-  finally:
-    ckpt.close()
-  if saved is None:
-    return
-  diff = config_diff.config_differences(saved["config"], config.to_dict())
-  if diff and not config.allow_config_mismatch:
-    before, after = config_diff.flatten(saved["config"]), config_diff.flatten(config.to_dict())
-    shown = ", ".join(f"{k}: {before.get(k)!r} → {after.get(k)!r}" for k in diff[:8])
-    raise ConfigMismatch(
-        f"{os.path.join(workdir, 'checkpoints')} holds a checkpoint of a different config "
-        f"({shown}). Use a new --workdir, or resume anyway with "
-        f"--config.allow_config_mismatch=True.")
-
-
 def _progress(config, epoch, total, is_main):
   if not (config.logging.progress_bar and is_main):
     return None
@@ -434,51 +317,3 @@ def _print_epoch_line(s, epochs, settings):
     parts.append(f"val acc {100 * s['validation_accuracy']:.2f}%")
   parts += [f"{s['images_per_second']:.1f} img/s", f"{s['elapsed_seconds']:.0f}s"]
   print(" | ".join(parts), flush=True)
-
-
-# -------------------------------------------------------------------------------------------------
-# Restoring a trained model (evaluation, analysis)
-# -------------------------------------------------------------------------------------------------
-
-
-class CheckpointNotFound(errors.Error, FileNotFoundError):
-  """The workdir has no checkpoint of the requested kind."""
-
-
-def restore_checkpoint(workdir: str, which: str = "best", **model_overrides):
-  """Rebuilds a trained model from its workdir alone (the checkpoint describes itself).
-
-  Args:
-    workdir: a training workdir.
-    which: ``"best"`` (best selection accuracy, as the reference evaluates) or ``"latest"``.
-    **model_overrides: arguments of :func:`jsnn.models.create_model` to change, e.g. another
-      ``surrogate`` to attack through (parameters do not depend on it).
-
-  Returns:
-    ``(config, model, variables, meta)`` with ``variables = {"params", "batch_stats"}``.
-  """
-  if which not in checkpointing.WHICH:
-    raise ValueError(f"unknown checkpoint {which!r}; expected one of {checkpointing.WHICH}")
-  workdir = os.path.abspath(workdir)
-  if not os.path.isdir(os.path.join(workdir, "checkpoints", which)):
-    raise CheckpointNotFound(f"no {which!r} checkpoint in {workdir}: train there first "
-                             f"(python train.py --config ... --workdir {workdir})")
-  ckpt = checkpointing.Checkpoints(workdir, read_only=True)
-  try:
-    meta = ckpt.read_meta(which)
-    if meta is None:
-      raise CheckpointNotFound(f"no {which!r} checkpoint in {workdir}")
-    config = ml_collections.ConfigDict(meta["config"])
-    model = model_from_config(config, meta["num_classes"], **model_overrides)
-    t = config.training
-    tx, _ = train_step.make_optimizer(
-        learning_rate=t.learning_rate, epochs=t.epochs, steps_per_epoch=meta["steps_per_epoch"],
-        momentum=t.momentum, weight_decay=t.weight_decay)
-    abstract = abstract_train_state(config, model, tx, parallel.make_mesh())
-    try:
-      state, meta = ckpt.restore(which, abstract)
-    except Exception as e:  # noqa: BLE001 - orbax raises ValueError, OSError, Exception, ...
-      raise ckpt.unreadable(which, ckpt.latest_step(which), e) from e
-  finally:
-    ckpt.close()
-  return config, model, state.variables, meta

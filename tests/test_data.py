@@ -162,14 +162,15 @@ def test_tfds_mock_data_without_tensorflow(tmp_path, name, num_classes):
   assert ds.test_labels.shape == (12,) and ds.test_labels.dtype == np.int32
   assert ds.num_classes == num_classes and ds.source.startswith(f"tfds:{name}")
   # Reordered by id, not left in stored order.
-  records.sort(key=lambda r: data._id_key(r["id"]))
+  records.sort(key=lambda r: data.sources._id_key(r["id"]))
   np.testing.assert_array_equal(ds.test_images, np.stack([r["image"] for r in records]))
   np.testing.assert_array_equal(ds.test_labels, [int(r["label"]) for r in records])
 
 
 def test_id_key_orders_numerically():
   ids = [b"train_10", b"train_9", "train_00002", b"train_00000"]
-  assert sorted(ids, key=data._id_key) == [b"train_00000", "train_00002", b"train_9", b"train_10"]
+  assert sorted(ids, key=data.sources._id_key) == [b"train_00000", "train_00002", b"train_9",
+                                                   b"train_10"]
 
 
 def test_real_cifar10_mini(cifar10_mini_path):
@@ -272,7 +273,7 @@ def test_random_flip(key, float_images):
 
 def test_cutout_zeroes_one_clipped_square(key):
   images = jax.random.uniform(key, (64, 32, 32, 3), minval=0.1, maxval=1.0)
-  out = np.asarray(jax.jit(data.cutout)(jax.random.fold_in(key, 2), images))
+  out = np.asarray(jax.jit(data.random_cutout)(jax.random.fold_in(key, 2), images))
   zero = out == 0
   np.testing.assert_array_equal(out[~zero], np.asarray(images)[~zero])  # The rest is unchanged.
   hole = zero.all(-1)

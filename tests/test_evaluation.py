@@ -19,6 +19,7 @@ import pytest
 from configs import smoke as smoke_config
 import helpers
 from jsnn import attacks, evaluation, models, parallel, trainer
+from jsnn import workdir as workdir_lib
 
 NUM_EXAMPLES = 10
 BATCH_SIZE = 4   # 10 = 4 + 4 + 2: the last batch is padded with two masked rows.
@@ -174,7 +175,7 @@ def test_bad_settings_raise_naming_the_value_and_leave_results_untouched(workdir
 
 
 def test_missing_or_mismatched_checkpoint_and_corrupt_results(workdir, tmp_path):
-  with pytest.raises(trainer.CheckpointNotFound, match="no 'best' checkpoint"):
+  with pytest.raises(workdir_lib.CheckpointNotFound, match="no 'best' checkpoint"):
     evaluation.evaluate_checkpoint(_eval_config(), str(tmp_path / "empty"))
 
   # A results file that is not ours is reported, not overwritten.
@@ -330,7 +331,7 @@ def relabelled(workdir, monkeypatch):
   meta["config"]["model"]["threshold"] = 0.3
   with open(meta_path, "w") as f:
     json.dump(meta, f)
-  _, model, variables, _ = trainer.restore_checkpoint(workdir, "best")
+  _, model, variables, _ = workdir_lib.restore_model(workdir, "best")
   real = evaluation.load_test_set
 
   def load_test_set(run_config, **kwargs):

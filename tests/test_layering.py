@@ -22,3 +22,38 @@ def test_report_and_sweep_completion_checks_do_not_import_jax():
           "bad = [m for m in sys.modules if m.split('.')[0] in ('jax', 'flax')]; "
           "assert not bad, bad")
   subprocess.run([sys.executable, "-c", code], check=True, timeout=120, cwd=REPO)
+
+
+def _imports(path):
+  """Every module an ``import`` or ``from ... import`` statement in ``path`` names (any depth)."""
+  import ast
+  with open(path) as f:
+    tree = ast.parse(f.read(), path)
+  names = set()
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      names.update(alias.name for alias in node.names)
+    elif isinstance(node, ast.ImportFrom) and node.module:
+      names.add(node.module)
+      names.update(f"{node.module}.{alias.name}" for alias in node.names)
+  return names
+
+
+def _python_files(*folders):
+  for folder in folders:
+    for base, _, files in os.walk(os.path.join(REPO, folder)):
+      yield from (os.path.join(base, f) for f in files if f.endswith(".py"))
+
+
+def test_evaluation_and_experiments_stand_beside_the_trainer():
+  # They read workdirs through jsnn.workdir; only train.py drives the training loop.
+  offenders = {os.path.relpath(p, REPO): sorted(n for n in _imports(p) if n == "jsnn.trainer")
+               for p in _python_files(os.path.join("jsnn", "evaluation"), "experiments")}
+  assert not {p: n for p, n in offenders.items() if n}, offenders
+
+
+def test_the_pure_step_imports_no_loop_workdir_or_data_source():
+  names = _imports(os.path.join(REPO, "jsnn", "train_step.py"))
+  assert not names & {"jsnn.trainer", "jsnn.workdir", "jsnn.checkpointing", "jsnn.evaluation",
+                      "jsnn.data.sources"}
+  assert {"jsnn.data.augmentation", "jsnn.data.batching"} <= names

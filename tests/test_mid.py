@@ -10,8 +10,8 @@ from experiments import common, report, report_mid, stats, sweep
 
 
 def test_mid_config_loads_and_validates():
-  from jsnn import evaluation, trainer
-  config = trainer.resolve_config(common.load_config("configs/cifar10_mid.py:at,rho=1,seed=2",
+  from jsnn import evaluation, workdir
+  config = workdir.resolve_config(common.load_config("configs/cifar10_mid.py:at,rho=1,seed=2",
                                                      []))
   assert config.data.dir.endswith(os.path.join("shared", "data", "cifar10"))
   assert config.data.train_size == 0 and config.seed == 2 and config.training.rho == 1.0

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from configs import default
-from jsnn import attacks, trainer, train_step
+from jsnn import attacks, train_state, train_step, workdir
 from jsnn.models import layers
 from jsnn.spiking import neurons
 
@@ -25,15 +25,15 @@ def _at_step(remat=False):
   config.model.name, config.model.time_steps = "vgg5", 4
   config.model.width, config.model.head_width, config.model.remat = 0.125, 32, remat
   config.training.batch_size = 8
-  config = trainer.resolve_config(config)
-  model = trainer.model_from_config(config, 10)
+  config = workdir.resolve_config(config)
+  model = workdir.model_from_config(config, 10)
   tx, schedule = train_step.make_optimizer(learning_rate=0.1, epochs=2, steps_per_epoch=4)
-  state = trainer.create_train_state(config, model, tx, jax.random.key(0))
+  state = train_state.create_train_state(model, tx, jax.random.key(0))
   rng = np.random.default_rng(0)
   images = jnp.asarray(rng.integers(0, 256, (32, 32, 32, 3), dtype=np.uint8))
   labels = jnp.asarray(rng.integers(0, 10, (32,), dtype=np.int32))
   step = jax.jit(functools.partial(train_step.train_step, model=model, tx=tx, schedule=schedule,
-                                   settings=trainer.step_settings(config)))
+                                   settings=workdir.step_settings(config)))
   new_state, metrics = step(state, images, labels)
   return jax.device_get(metrics), jax.device_get((new_state.params, new_state.batch_stats))
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from configs import smoke
-from jsnn import checkpointing, data, trainer
+from jsnn import checkpointing, data, trainer, workdir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -53,7 +53,7 @@ def test_smoke_run_writes_metrics_config_and_checkpoints(tmp_path, capsys):
   assert ckpt.read_meta("best")["config"]["model"]["name"] == "vgg5"
   ckpt.close()
   # The saved checkpoint rebuilds the model on its own.
-  _, model, variables, meta = trainer.restore_checkpoint(str(tmp_path))
+  _, model, variables, meta = workdir.restore_model(str(tmp_path))
   assert meta["step"] == 2 and model.time_steps == 2
   np.testing.assert_array_equal(jax.tree_util.tree_leaves(variables["params"])[0],
                                 _params(summary)[0])
@@ -62,10 +62,10 @@ def test_smoke_run_writes_metrics_config_and_checkpoints(tmp_path, capsys):
 def test_at_reg_resolves_zero_weight_decay_and_paper_beta():
   config = tiny_config(mode="at_reg")
   config.model.name, config.data.name = "vgg11", "cifar10"
-  resolved = trainer.resolve_config(config)
+  resolved = workdir.resolve_config(config)
   assert resolved.training.weight_decay == 0.0 and resolved.training.rat_beta == 5e-4
   config.model.name = "wrn16"
-  assert trainer.resolve_config(config).training.rat_beta == 4e-3
+  assert workdir.resolve_config(config).training.rat_beta == 4e-3
 
 
 def test_resume_in_a_new_process_equals_an_uninterrupted_run(tmp_path):
@@ -82,7 +82,7 @@ def test_resume_in_a_new_process_equals_an_uninterrupted_run(tmp_path):
   # Same compiler settings as this process (conftest disables most XLA optimisations).
   env = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS="1", JAX_PLATFORMS="cpu")
   subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=300)
-  _, _, resumed, meta = trainer.restore_checkpoint(str(tmp_path / "resumed"), "latest")
+  _, _, resumed, meta = workdir.restore_model(str(tmp_path / "resumed"), "latest")
   assert meta["step"] == 4
   for a, b in zip(jax.tree_util.tree_leaves(resumed["params"]), _params(straight)):
     np.testing.assert_array_equal(a, b)
@@ -91,7 +91,7 @@ def test_resume_in_a_new_process_equals_an_uninterrupted_run(tmp_path):
 def test_a_workdir_of_another_config_is_refused(tmp_path):
   trainer.train_and_evaluate(tiny_config(epochs=1), str(tmp_path))
   before = sorted(os.listdir(tmp_path / "checkpoints" / "latest"))
-  with pytest.raises(trainer.ConfigMismatch,
+  with pytest.raises(workdir.ConfigMismatch,
                      match=r"training.rho: 1.0 → 0.5.*allow_config_mismatch"):
     trainer.train_and_evaluate(tiny_config(epochs=1, rho=0.5), str(tmp_path))
   assert sorted(os.listdir(tmp_path / "checkpoints" / "latest")) == before
@@ -108,7 +108,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
   ckpt = checkpointing.Checkpoints(str(tmp_path), read_only=True)
   assert ckpt.latest_step("latest") == 2
   ckpt.close()
-  _, _, variables, _ = trainer.restore_checkpoint(str(tmp_path), "latest")
+  _, _, variables, _ = workdir.restore_model(str(tmp_path), "latest")
   assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(variables))
 
 
@@ -157,19 +157,19 @@ MULTI_DEVICE = """
 import jax, jax.numpy as jnp, numpy as np, functools, sys
 sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
 from jax.sharding import Mesh
-from jsnn import models, parallel, train_step, trainer
+from jsnn import models, parallel, train_state, train_step, workdir
 from test_trainer import tiny_config
 assert jax.device_count() == 4, jax.devices()
-config = trainer.resolve_config(tiny_config(mode="at"))
-model = trainer.model_from_config(config, 10)
+config = workdir.resolve_config(tiny_config(mode="at"))
+model = workdir.model_from_config(config, 10)
 tx, schedule = train_step.make_optimizer(learning_rate=0.1, epochs=1, steps_per_epoch=2)
-settings = trainer.step_settings(config)
+settings = workdir.step_settings(config)
 images = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
 labels = np.arange(64, dtype=np.int32) % 10
 results = []
 for devices in (jax.devices()[:1], jax.devices()):
   mesh = Mesh(np.asarray(devices), (parallel.DATA_AXIS,))
-  init = jax.jit(functools.partial(trainer.create_train_state, config, model, tx),
+  init = jax.jit(functools.partial(train_state.create_train_state, model, tx),
                  out_shardings=parallel.replicated(mesh))
   state = init(jax.random.key(0))
   step = jax.jit(functools.partial(train_step.train_step, model=model, tx=tx, schedule=schedule,
@@ -207,7 +207,7 @@ def test_a_partial_save_left_by_a_kill_is_ignored(tmp_path):
   partial = tmp_path / "checkpoints" / "latest" / "4.orbax-checkpoint-tmp-1234"
   (partial / "state").mkdir(parents=True)
   (partial / "state" / "garbage").write_bytes(b"\x00" * 10)
-  _, _, _, meta = trainer.restore_checkpoint(str(tmp_path), "latest")
+  _, _, _, meta = workdir.restore_model(str(tmp_path), "latest")
   assert meta["step"] == 2
   summary = trainer.train_and_evaluate(config, str(tmp_path))
   assert summary["start_step"] == 2 and int(summary["state"].step) == 4

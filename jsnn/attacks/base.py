@@ -55,9 +55,10 @@ NORM_EPS = 1e-12
 
 def _concrete(value: ArrayLike) -> np.ndarray | None:
   """The value as a NumPy array, or None when it is a tracer (its value is unknown until run)."""
-  if isinstance(value, jax.core.Tracer):
+  try:
+    return np.asarray(value)
+  except jax.errors.TracerArrayConversionError:
     return None
-  return np.asarray(value)
 
 
 def check_norm(norm: str) -> str:
@@ -147,7 +148,8 @@ def linf_norm(x: jax.Array) -> jax.Array:
 def input_gradient(
     loss_fn: LossFn, logits_fn: LogitsFn, x: jax.Array, y: jax.Array
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """Gradient of a per-example loss with respect to the input.
+  """Gradient of a per-example loss with respect to the input: what every attack ascends to
+  approximate paper Eq. 2, ``argmax_{‖δ‖ ≤ ε} L(h(x + δ), y)``.
 
   The per-example losses are summed before differentiating, so example b's gradient is
   ∂loss_b/∂x_b whatever the batch size (a mean would scale it by 1/B).

@@ -1,6 +1,6 @@
-"""CIFAR data: host-side loading, on-device augmentation, fixed-shape batching.
+"""Where the data comes from (host side, NumPy): CIFAR-10/100 files, TFDS, a synthetic set.
 
-Loading (NumPy, host side) reads CIFAR-10/100 from either
+Reads CIFAR-10/100 from either
 
 * NumPy ``.npz`` files (``data_dir``): a directory of ``train_0.npz … train_k.npz`` (arrays
   ``x_train``, ``y_train``) plus ``test.npz`` (``x_test``, ``y_test``), concatenated in order; or a
@@ -10,26 +10,13 @@ Loading (NumPy, host side) reads CIFAR-10/100 from either
 
 or generates a small learnable ``"synthetic"`` set for smoke runs. Every array is validated, so a
 bad file fails at load time with its name and the bad value rather than as a shape error in jit.
-
-Augmentation is pure JAX and deterministic from a key, matching the reference's train transform
-(reference-spec §4.5): ``RandomCrop(32, padding=4)`` → ``RandomHorizontalFlip`` → Cutout (one
-16×16 hole, zero-filled), all in [0, 1] space; normalisation lives inside the model.
-
-Batching keeps every shape fixed, so nothing recompiles: training batches wrap around the epoch's
-permutation (``batch_indices``) and evaluation batches are zero-padded with a mask
-(``eval_batches``), so every test example is counted exactly once.
 """
 
 import dataclasses
-import math
 import os
 import re
 import zipfile
 import zlib
-from typing import Iterator
-
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jsnn import errors
@@ -433,194 +420,3 @@ def make_synthetic(num_examples: int, num_classes: int = 10, *, seed: int = 0,
   noise = rng.normal(0.0, 0.08, (num_examples, *IMAGE_SHAPE))
   images = np.clip(patterns[labels] + brightness + noise, 0.0, 1.0)
   return np.round(images * 255).astype(np.uint8), labels
-
-
-# -------------------------------------------------------------------------------------------------
-# On-device augmentation (pure JAX, [B, H, W, C] float32 in [0, 1])
-# -------------------------------------------------------------------------------------------------
-
-
-def to_float(images: jax.Array) -> jax.Array:
-  """uint8 [..., H, W, C] in 0..255 → float32 in [0, 1] (torchvision's ``ToTensor`` scaling)."""
-  return jnp.asarray(images).astype(jnp.float32) / 255.0
-
-
-def random_crop(key: jax.Array, images: jax.Array, padding: int = 4) -> jax.Array:
-  """Zero-pads by ``padding`` and takes a random H×W window per example.
-
-  Same as torchvision ``RandomCrop(32, padding=4)``: each offset is uniform in [0, 2·padding] on
-  each axis, independently per example.
-
-  Args:
-    key: PRNG key.
-    images: float [B, H, W, C].
-    padding: static padding on each side of H and W.
-
-  Returns:
-    The cropped images, same shape and dtype.
-  """
-  b, h, w, c = images.shape
-  padded = jnp.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-  offsets = jax.random.randint(key, (b, 2), 0, 2 * padding + 1)
-
-  def crop_one(image, offset):
-    return jax.lax.dynamic_slice(image, (offset[0], offset[1], 0), (h, w, c))
-
-  return jax.vmap(crop_one)(padded, offsets)
-
-
-def random_flip(key: jax.Array, images: jax.Array) -> jax.Array:
-  """Mirrors each example left-right with probability 0.5.
-
-  Args:
-    key: PRNG key.
-    images: [B, H, W, C].
-
-  Returns:
-    The images, same shape and dtype.
-  """
-  flip = jax.random.bernoulli(key, 0.5, (images.shape[0], 1, 1, 1))
-  return jnp.where(flip, images[:, :, ::-1, :], images)
-
-
-def cutout(key: jax.Array, images: jax.Array, size: int = 16) -> jax.Array:
-  """Zeroes one ``size``×``size`` square per example (Cutout, DeVries & Taylor 2017).
-
-  As in the reference (reference-spec §4.5): the centre is uniform over all pixels, the square
-  spans ``[centre - size//2, centre + size//2)`` clipped at the borders (so holes near an edge are
-  smaller), and it is zero-filled in [0, 1] space, before the model's normalisation.
-
-  Args:
-    key: PRNG key.
-    images: [B, H, W, C].
-    size: static side of the square.
-
-  Returns:
-    The images with the holes, same shape and dtype.
-  """
-  b, h, w, _ = images.shape
-  row_key, col_key = jax.random.split(key)
-  half = size // 2
-
-  def span(key, length):
-    centre = jax.random.randint(key, (b, 1), 0, length)
-    start, stop = jnp.clip(centre - half, 0, length), jnp.clip(centre + half, 0, length)
-    pixels = jnp.arange(length)[None, :]
-    return (pixels >= start) & (pixels < stop)  # [B, length]
-
-  in_rows, in_cols = span(row_key, h), span(col_key, w)
-  hole = in_rows[:, :, None] & in_cols[:, None, :]  # [B, H, W]
-  return jnp.where(hole[..., None], jnp.zeros((), images.dtype), images)
-
-
-def augment(key: jax.Array, images: jax.Array, *, crop: bool = True, flip: bool = True,
-            cutout: bool = True, padding: int = 4, cutout_size: int = 16) -> jax.Array:
-  """The reference's training transform: random crop → horizontal flip → Cutout.
-
-  Args:
-    key: PRNG key; split into one key per transform.
-    images: float32 [B, 32, 32, 3] in [0, 1] (see ``to_float``).
-    crop, flip, cutout: static switches for each transform.
-    padding: crop padding.
-    cutout_size: side of the Cutout square.
-
-  Returns:
-    Augmented images, same shape and dtype, still in [0, 1].
-  """
-  crop_key, flip_key, cutout_key = jax.random.split(key, 3)
-  if crop:
-    images = random_crop(crop_key, images, padding)
-  if flip:
-    images = random_flip(flip_key, images)
-  if cutout:
-    images = _cutout(cutout_key, images, cutout_size)
-  return images
-
-
-_cutout = cutout  # `augment`'s keyword argument shadows the function.
-
-
-# -------------------------------------------------------------------------------------------------
-# Batching
-# -------------------------------------------------------------------------------------------------
-
-
-def steps_per_epoch(num_examples: int, batch_size: int) -> int:
-  """``ceil(num_examples / batch_size)``: the last, partial batch is kept (782 for CIFAR at 64)."""
-  return math.ceil(num_examples / batch_size)
-
-
-def epoch_permutation(key: jax.Array, num_examples: int) -> jax.Array:
-  """A random order of ``range(num_examples)`` for one epoch; int32 [num_examples]."""
-  return jax.random.permutation(key, num_examples).astype(jnp.int32)
-
-
-def batch_indices(permutation: jax.Array, batch_size: int, step: jax.Array | int) -> jax.Array:
-  """Indices of batch ``step`` (0-based, within the epoch) of a permutation.
-
-  Batch ``s`` takes positions ``s*B … s*B+B-1`` of the permutation, modulo its length. So the last
-  batch of an epoch is filled by wrapping around to the start of the same permutation: every batch
-  has the same shape (no recompile), and in ``steps_per_epoch`` steps every example is seen at least
-  once, the first ``steps*B - N`` of the permutation twice. The reference keeps the partial last
-  batch instead; the step count per epoch is the same.
-
-  Args:
-    permutation: int [N], e.g. from ``epoch_permutation``.
-    batch_size: static batch size B.
-    step: step within the epoch; may be traced.
-
-  Returns:
-    int32 [B] indices into the dataset.
-  """
-  n = permutation.shape[0]
-  positions = (step * batch_size + jnp.arange(batch_size)) % n
-  return jnp.take(permutation, positions).astype(jnp.int32)
-
-
-def epoch_batch_indices(key: jax.Array, num_examples: int, batch_size: int,
-                        step: jax.Array | int) -> jax.Array:
-  """Indices of global training step ``step``, derived from the step alone (resumable, jittable).
-
-  Epoch ``e = step // steps_per_epoch`` uses the permutation from ``fold_in(key, e)``; within it,
-  batches follow ``batch_indices``.
-
-  Args:
-    key: the data-order key of the run.
-    num_examples: static N.
-    batch_size: static B.
-    step: global step; may be traced.
-
-  Returns:
-    int32 [B] indices into the dataset.
-  """
-  steps = steps_per_epoch(num_examples, batch_size)
-  permutation = epoch_permutation(jax.random.fold_in(key, step // steps), num_examples)
-  return batch_indices(permutation, batch_size, step % steps)
-
-
-def eval_batches(images: np.ndarray, labels: np.ndarray,
-                 batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-  """Yields fixed-size evaluation batches, in order, padding the last with zeros.
-
-  Every example appears exactly once with ``mask`` True; padding rows have zero images, label 0
-  and ``mask`` False, so sums of ``metric * mask`` count each real example once.
-
-  Args:
-    images: [N, ...].
-    labels: [N].
-    batch_size: B.
-
-  Yields:
-    ``(images [B, ...], labels [B], mask bool [B])``, ``ceil(N / B)`` times.
-  """
-  if len(images) != len(labels):
-    raise ValueError(f"{len(images)} images but {len(labels)} labels")
-  n = len(labels)
-  for start in range(0, n, batch_size):
-    x, y = images[start:start + batch_size], labels[start:start + batch_size]
-    real = len(y)
-    mask = np.arange(batch_size) < real
-    if real < batch_size:
-      x = np.concatenate([x, np.zeros((batch_size - real, *x.shape[1:]), x.dtype)])
-      y = np.concatenate([y, np.zeros((batch_size - real,), y.dtype)])
-    yield x, y, mask

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import functools
 import logging
 import os
 import time
@@ -20,7 +19,9 @@ import jax
 import numpy as np
 
 from jsnn import __version__ as JSNN_VERSION
-from jsnn import _io, attacks, checkpointing, data, errors, models, parallel, spiking, trainer
+from jsnn import _io, attacks, checkpointing, data, errors, models, parallel, spiking
+from jsnn import workdir as workdir_lib
+from jsnn.tracing import counting_traces
 from jsnn._io import atomic_write
 from jsnn.evaluation.checks import LARGE_EPSILON, sanity_checks, worst_case
 from jsnn.evaluation.records import (CSV_FILE, FLAGS_FILE, RESULTS_FILE, csv_table, eps255,
@@ -85,8 +86,8 @@ def _surrogate_override(name: str, width: Optional[float]) -> dict:
 def _restore(settings: EvalSettings, workdir: str):
   """``(config, model, attack_model, variables, meta, surrogate, variants)``; explains failures."""
   try:
-    run_config, model, variables, meta = trainer.restore_checkpoint(workdir, settings.checkpoint)
-  except (trainer.CheckpointNotFound, checkpointing.MetaUnreadable):
+    run_config, model, variables, meta = workdir_lib.restore_model(workdir, settings.checkpoint)
+  except (workdir_lib.CheckpointNotFound, checkpointing.MetaUnreadable):
     raise   # they say which file, and what to do
   except Exception as e:
     raise CheckpointMismatch(
@@ -107,7 +108,7 @@ def _restore(settings: EvalSettings, workdir: str):
   if settings.surrogate:
     width = settings.surrogate_width or None
     base_override = _surrogate_override(settings.surrogate, width)
-    attack_model = trainer.model_from_config(run_config, meta["num_classes"], **base_override)
+    attack_model = workdir_lib.model_from_config(run_config, meta["num_classes"], **base_override)
     surrogate = {"name": settings.surrogate, "width": width, "source": "eval.surrogate"}
   else:
     attack_model = model
@@ -122,7 +123,7 @@ def _restore(settings: EvalSettings, workdir: str):
       # Rate-based estimators keep the evaluation's surrogate (HART uses it per step).
       override, record = dict(base_override), dict(surrogate)
     record["gradient_estimator"] = estimator.gradient_estimator
-    variant_model = trainer.model_from_config(
+    variant_model = workdir_lib.model_from_config(
         run_config, meta["num_classes"], gradient_estimator=estimator.gradient_estimator,
         **override)
     variants[estimator.name] = _Variant(estimator, variant_model, record)
@@ -209,7 +210,7 @@ def _restore_transfer_source(settings: EvalSettings, workdir: str, run_config,
                      f"another run, e.g. the same model trained with another surrogate")
   if not os.path.isdir(source_dir):
     raise ValueError(f"eval.transfer_from {settings.transfer_from!r} is not a directory")
-  src_config, src_model, src_variables, src_meta = trainer.restore_checkpoint(
+  src_config, src_model, src_variables, src_meta = workdir_lib.restore_model(
       source_dir, settings.checkpoint)
   if (src_config.data.name != run_config.data.name
       or int(src_meta["num_classes"]) != int(meta["num_classes"])):
@@ -306,18 +307,6 @@ def measure(step, ctx: _Context, *, key, epsilon: float, desc: str, subset=None,
                "batch_size": batch_size, "num_devices": ctx.mesh.devices.size,
                "device_kind": jax.devices()[0].device_kind,
                "finished": datetime.datetime.now().isoformat(timespec="seconds")}
-
-
-def counting_traces(step: Callable) -> Callable:
-  """Wraps a step so that ``wrapped.count`` says how often jit traced (compiled) it."""
-
-  @functools.wraps(step)
-  def wrapped(*args):
-    wrapped.count += 1
-    return step(*args)
-
-  wrapped.count = 0
-  return wrapped
 
 
 def _number(value: float):
@@ -525,7 +514,7 @@ def evaluate_checkpoint(config, workdir: str) -> dict[str, Any]:
   Raises:
     ValueError: a bad setting, batch size or example count; ``CheckpointMismatch``; or an
       unreadable existing results file. Nothing is written in those cases.
-    trainer.CheckpointNotFound: no checkpoint of that kind in ``workdir``.
+    workdir_lib.CheckpointNotFound: no checkpoint of that kind in ``workdir``.
   """
   started = time.time()
   ctx = prepare(config, workdir)

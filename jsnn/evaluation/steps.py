@@ -200,7 +200,7 @@ def jit_step(step: Callable, mesh) -> Callable:
   """Jits a step for ``mesh``; its outputs are replicated, so that every process can read them.
 
   The inputs carry their own shardings: batches split over the data axis (``parallel.put_batch``),
-  variables replicated (as ``trainer.restore_checkpoint`` returns them).
+  variables replicated (as ``workdir.restore_model`` returns them).
   """
   return jax.jit(step, out_shardings=parallel.replicated(mesh))
 

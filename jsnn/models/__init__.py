@@ -128,6 +128,14 @@ def init_model(model, key, image_shape: Sequence[int] = (32, 32, 3)):
   return {k: variables[k] for k in ("params", "batch_stats") if k in variables}
 
 
+def abstract_variables(model, sharding=None, image_shape: Sequence[int] = (32, 32, 3)):
+  """``{params, batch_stats}`` of ``model`` as ``jax.ShapeDtypeStruct`` (with ``sharding``),
+  without allocating them: the target of a checkpoint restore."""
+  shapes = jax.eval_shape(lambda key: init_model(model, key, image_shape), jax.random.key(0))
+  return jax.tree_util.tree_map(
+      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
+
+
 def apply_model(model, variables, images, *, train: bool, capture: Sequence[str] = (),
                 rng=None):
   """Runs ``model`` and returns ``(logits, batch_stats, captured)``.
@@ -186,6 +194,7 @@ def count_params(params) -> int:
 
 __all__ = [
     "MODELS", "NORMALIZATION", "ENCODING_RNG", "LAST_SPIKING_LAYER", "SPIKES", "CONVEX_COMBINATION",
-    "SpikingNeuron", "SpikingVGG", "SpikingWideResNet", "apply_model", "count_params",
+    "SpikingNeuron", "SpikingVGG", "SpikingWideResNet", "abstract_variables", "apply_model",
+    "count_params",
     "create_model", "init_model", "is_stochastic", "layers",
 ]
