@@ -13,17 +13,52 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jsnn import errors
+
 DATA_AXIS = "data"
 
 
-def maybe_initialize_distributed(enabled: bool = False) -> None:
-  """Starts ``jax.distributed`` for multi-host runs (TPU pods, multi-node GPU).
+class DistributedSetupError(errors.Error, ValueError):
+  """A multi-process run was asked for, but where its processes meet is not known."""
 
-  On TPU pods and SLURM/Open MPI clusters ``jax.distributed.initialize()`` discovers the coordinator
-  itself; elsewhere set ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``.
+
+# What a multi-process run outside SLURM, Open MPI or a TPU pod needs to be told.
+DISTRIBUTED_ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+
+
+def maybe_initialize_distributed(enabled: bool = False) -> None:
+  """Starts ``jax.distributed`` for multi-process runs (TPU pods, multi-node GPU, CPU hosts).
+
+  Runs when ``enabled`` (``--config.distributed=True``) or when ``JAX_COORDINATOR_ADDRESS`` is set.
+  On TPU pods and SLURM/Open MPI clusters ``jax.distributed.initialize()`` discovers the
+  coordinator itself; elsewhere set ``JAX_COORDINATOR_ADDRESS`` (``host:port`` of process 0),
+  ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``.
+
+  Raises:
+    DistributedSetupError: no coordinator could be found, or a setting is not an integer.
   """
-  if enabled or os.environ.get("JAX_COORDINATOR_ADDRESS"):
-    jax.distributed.initialize()
+  if jax.distributed.is_initialized():
+    return
+  if not (enabled or os.environ.get("JAX_COORDINATOR_ADDRESS")):
+    return
+  kwargs = {}
+  for name, key in (("JAX_NUM_PROCESSES", "num_processes"), ("JAX_PROCESS_ID", "process_id")):
+    value = os.environ.get(name)
+    if value is not None:
+      try:
+        kwargs[key] = int(value)
+      except ValueError:
+        raise DistributedSetupError(f"{name}={value!r} is not an integer") from None
+  try:
+    jax.distributed.initialize(**kwargs)
+  except (ValueError, RuntimeError) as e:
+    missing = [n for n in DISTRIBUTED_ENV if not os.environ.get(n)]
+    raise DistributedSetupError(
+        f"a multi-process run (--config.distributed=True or JAX_COORDINATOR_ADDRESS) could not "
+        f"start: {e}"
+        + (f"; {', '.join(missing)} not set" if missing else "")
+        + ". Outside SLURM, Open MPI or a TPU pod, set JAX_COORDINATOR_ADDRESS=host:port (process "
+          "0's), JAX_NUM_PROCESSES and JAX_PROCESS_ID in every process") from None
 
 
 def make_mesh() -> Mesh:
