@@ -12,17 +12,18 @@ best call. A process compiles the jitted step once (the compile time is reported
 warm-up call and then ``--repeats`` timed calls, each ending in ``block_until_ready``. It also
 reports XLA's ``memory_analysis`` of the compiled program (temporaries), the process's peak RSS,
 XLA's FLOP count and the fp32 matmul throughput of the machine measured in the same process
-(:mod:`machine`): ``fraction`` is the step's useful FLOP/s over that. Useful FLOPs are the new
-checkout's count (its programs are loop-free; a rolled loop's body is counted once by XLA).
+(:mod:`machine`): ``fraction`` is the step's useful FLOP/s over that. Useful FLOPs are XLA's count
+of the new checkout's training step (loop-free), and for an attack its passes per image times the
+FLOPs of one input gradient and one forward (XLA counts a rolled loop's body once).
 ``--profile`` adds one traced call per case and side and names the five most expensive XLA ops.
 
 Cases (``--cases``, comma-separated; ``--list`` prints them): the mid-scale / reduced model
 (VGG5 at 1/4 width, 256-unit head, T = 4, batch 64: natural and RFGSM-AT steps, PGD-10, APGD-CE
-with 10 and with 100 steps), VGG11 (T = 8, batch 64: natural and AT steps; PGD-10 at batch 16) and WRN16-4
-(T = 8, batch 64: AT step, for its memory). Steps are the real jitted training step (batch
-gather from a resident random uint8 set, augmentation, perturbation, MS-MPPD, SGD) and attacks
-are ``jsnn.attacks.make_attack`` through the surrogate gradient on a random-init model in eval
-mode, labelled with its own predictions.
+with 10 and with 100 steps), VGG11 (T = 8, batch 64: natural and AT steps; PGD-10 at batch
+16) and WRN16-4 (T = 8, batch 64: AT step, for its memory). Steps are the real jitted training
+step (batch gather from a resident random uint8 set, augmentation, perturbation, MS-MPPD, SGD)
+and attacks are ``jsnn.attacks.make_attack`` through the surrogate gradient on a random-init model
+in eval mode, labelled with its own predictions.
 """
 
 from __future__ import annotations
@@ -85,23 +86,36 @@ def _build_train(case: Case):
   import jax
   import numpy as np
   from configs import default
-  from jsnn import train_step, trainer
+  from jsnn import train_step
+  # Where these live since jsnn.workdir; older checkouts keep them in jsnn.trainer. Decided from
+  # the files: an editable install would find a module the checkout lacks in another tree.
+  root = os.path.dirname(os.path.dirname(jsnn_file()))
+  if os.path.exists(os.path.join(root, "jsnn", "workdir.py")):
+    from jsnn import train_state, workdir
+    resolve, make_model, settings_of = (workdir.resolve_config, workdir.model_from_config,
+                                        workdir.step_settings)
+    create_state = lambda config, model, tx, key: train_state.create_train_state(model, tx, key)
+  else:
+    from jsnn import trainer
+    resolve, make_model, settings_of = (trainer.resolve_config, trainer.model_from_config,
+                                        trainer.step_settings)
+    create_state = trainer.create_train_state
 
   config = default.get_config()
   config.model.name, config.model.time_steps = case.model, case.time_steps
   config.model.width, config.model.head_width = case.width, case.head_width
   config.training.mode, config.training.rho = case.mode, (0.0 if case.mode == "natural" else 1.0)
   config.training.batch_size = case.batch
-  config = trainer.resolve_config(config)
-  model = trainer.model_from_config(config, 10)
+  config = resolve(config)
+  model = make_model(config, 10)
   tx, schedule = train_step.make_optimizer(learning_rate=0.1, epochs=100, steps_per_epoch=782)
-  state = jax.jit(functools.partial(trainer.create_train_state, config, model, tx))(
+  state = jax.jit(functools.partial(create_state, config, model, tx))(
       jax.random.key(0))
   rng = np.random.default_rng(0)
   images = jax.device_put(rng.integers(0, 256, (1024, 32, 32, 3), dtype=np.uint8))
   labels = jax.device_put(rng.integers(0, 10, (1024,), dtype=np.int32))
   step = jax.jit(functools.partial(train_step.train_step, model=model, tx=tx, schedule=schedule,
-                                   settings=trainer.step_settings(config)), donate_argnums=0)
+                                   settings=settings_of(config)), donate_argnums=0)
   compiled = step.lower(state, images, labels).compile()
   holder = [state]
 
@@ -109,7 +123,12 @@ def _build_train(case: Case):
     holder[0], metrics = compiled(holder[0], images, labels)
     return metrics
 
-  return compiled, call
+  return compiled, call, None
+
+
+def jsnn_file() -> str:
+  import jsnn
+  return jsnn.__file__
 
 
 def _attack_spec(name: str):
@@ -146,7 +165,23 @@ def _build_attack(case: Case):
     counter[0] += 1
     return compiled(variables, x, y, jax.random.key(counter[0]), epsilon)
 
-  return compiled, call
+  return compiled, call, _attack_flops(case, model, variables, x, y)
+
+
+def _attack_flops(case: Case, model, variables, x, y) -> float:
+  """Useful FLOPs of an attack: its passes per image (``attacks.attack_passes``) times the FLOPs
+  of one input gradient and of one forward pass. XLA counts a rolled loop's body once, so the
+  compiled attack's own count says little."""
+  import jax
+  import jax.numpy as jnp
+  import machine
+  from jsnn import attacks, losses, models
+  forward_passes, backward_passes = attacks.attack_passes(_attack_spec(case.attack))
+  forward = lambda v, z: models.apply_model(model, v, z, train=False)[0]
+  gradient = jax.grad(lambda v, z: jnp.sum(losses.cross_entropy(forward(v, z), y)), argnums=1)
+  grad_flops = machine.compiled_flops(jax.jit(gradient).lower(variables, x).compile())
+  forward_flops = machine.compiled_flops(jax.jit(forward).lower(variables, x).compile())
+  return backward_passes * grad_flops + (forward_passes - backward_passes) * forward_flops
 
 
 def _top_ops(trace_dir: str, count: int = 5) -> list[dict]:
@@ -177,7 +212,7 @@ def measure(root: str, case: Case, repeats: int, profile: bool) -> dict:
   import machine
 
   start = time.perf_counter()
-  compiled, call = (_build_train if case.mode else _build_attack)(case)
+  compiled, call, useful_flops = (_build_train if case.mode else _build_attack)(case)
   compile_s = time.perf_counter() - start
   jax.block_until_ready(call())   # warm-up
   times = []
@@ -194,12 +229,59 @@ def measure(root: str, case: Case, repeats: int, profile: bool) -> dict:
   memory = compiled.memory_analysis()
   return {
       "root": root, "commit": _commit(root), "best_s": min(times), "times_s": times,
-      "compile_s": compile_s, "flops": machine.compiled_flops(compiled),
+      "compile_s": compile_s,
+      "flops": useful_flops if useful_flops is not None else machine.compiled_flops(compiled),
       "temp_gib": memory.temp_size_in_bytes / 2**30 if memory else None,
       "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
       "matmul_gflops": machine.matmul_gflops(), "top_ops": top,
       "jax": jax.__version__, "platform": jax.devices()[0].platform,
   }
+
+
+def attack_useful_flops(root: str, case: Case) -> float:
+  """:func:`_attack_flops` of ``case`` with the jsnn under ``root``, without running the attack."""
+  sys.path.insert(0, root)
+  import jax
+  import numpy as np
+  import jsnn  # noqa: F401
+  from jsnn import models
+  extra = {"head_width": case.head_width} if case.model.startswith("vgg") else {}
+  model = models.create_model(case.model, num_classes=10, width=case.width,
+                              time_steps=case.time_steps, **extra)
+  variables = models.init_model(model, jax.random.key(0))
+  x = np.zeros((case.batch, 32, 32, 3), np.float32)
+  y = np.zeros((case.batch,), np.int32)
+  return _attack_flops(case, model, variables, x, y)
+
+
+def recount(out: str, new_root: str) -> list[dict]:
+  """Recomputes the useful FLOPs (and fractions) of the attack rows of ``out.json``, in place.
+
+  An earlier compare.py took XLA's count of the compiled attack, in which a rolled loop's body
+  counts once; the timings are kept as they were measured.
+  """
+  with open(out + ".json") as f:
+    saved = json.load(f)
+  rows = []
+  for r in saved["rows"]:
+    case = Case(**r["spec"])
+    if case.attack:
+      request = json.dumps({"root": os.path.abspath(new_root), "case": dataclasses.asdict(case)})
+      done = subprocess.run([sys.executable, os.path.abspath(__file__), "--flops-worker",
+                             request], capture_output=True, text=True, check=True)
+      flops = float(done.stdout.strip().splitlines()[-1])
+      r["old"]["flops"] = r["new"]["flops"] = flops
+      runs = lambda side: [{**r[side], "best_s": b, "matmul_gflops": r["matmul_gflops"]}
+                           for b in r[side]["all_best_s"]]
+      r = _row(r["case"], case, runs("old"), runs("new"))
+    rows.append(r)
+  saved["rows"] = rows
+  saved["machine"]["recounted"] = time.strftime("%Y-%m-%d")
+  with open(out + ".json", "w") as f:
+    json.dump(saved, f, indent=2)
+  with open(out + ".md", "w") as f:
+    f.write(_markdown(rows, saved["machine"]))
+  return rows
 
 
 def _commit(root: str) -> str:
@@ -279,8 +361,20 @@ def main(argv=None):
   parser.add_argument("--quick", action="store_true", help="tiny models: checks the script only")
   parser.add_argument("--out", default="", help="write OUT.md and OUT.json")
   parser.add_argument("--list", action="store_true", help="print the cases and exit")
+  parser.add_argument("--recount", action="store_true",
+                      help="recompute the attack rows' useful FLOPs of OUT.json (no timing)")
   parser.add_argument("--worker", help=argparse.SUPPRESS)
+  parser.add_argument("--flops-worker", help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
+  if args.flops_worker:
+    request = json.loads(args.flops_worker)
+    print(attack_useful_flops(request["root"], Case(**request["case"])))
+    return 0
+  if args.recount:
+    if not args.out:
+      parser.error("--recount needs --out (the OUT of OUT.json)")
+    recount(args.out, args.new)
+    return 0
   if args.worker:
     request = json.loads(args.worker)
     print(json.dumps(measure(request["root"], Case(**request["case"]), request["repeats"],
