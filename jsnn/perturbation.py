@@ -135,7 +135,7 @@ def _check_pair(a, b):
 
 
 def l2_gain_bound(spectral_norm, leak=0.99):
-  """The paper's L2 gain of the perturbation dynamics, Theorem 3.1: ``γ = sqrt(1/(1−λ))·‖W‖``.
+  """The paper's L2 gain of the perturbation dynamics, Theorem 3.1 (Eq. 15): ``sqrt(1/(1−λ))·‖W‖``.
 
   !!! The inequality ``‖ε[:T]‖_L2 ≤ γ·‖Δs[:T]‖_L2`` does **not** hold for every T: the proof's step
   from Eq. 26 to Eq. 27 bounds a squared sum of powers of λ by the sum itself. The tight gain is

@@ -11,7 +11,7 @@ from jsnn.attacks import projections
 def fgsm(
     logits_fn: base.LogitsFn, x: jax.Array, y: jax.Array, *, epsilon: ArrayLike
 ) -> jax.Array:
-  """Fast gradient sign method: ``clip01(x + ε·sign ∇_x CE(logits_fn(x), y))``.
+  """Fast gradient sign method, paper Eq. 3: ``clip01(x + ε·sign ∇_x CE(logits_fn(x), y))``.
 
   No random start, as in the reference's evaluation (spec §5).
 

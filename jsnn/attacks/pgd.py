@@ -58,7 +58,7 @@ def pgd(
     random_start: bool = True,
     loss: str | base.LossFn = "ce",
 ) -> jax.Array:
-  """Projected gradient ascent on a per-example loss inside the ε-ball and the [0, 1] box.
+  """PGD, paper Eq. 4: projected gradient ascent on a per-example loss in the ε-ball and [0, 1].
 
   L∞ (the reference, torchattacks ``PGD``): start at ``clip01(x + U[-ε, ε])``, then each step
   ``x ← clip01(x_clean + clip_[-ε, ε](x + α·sign ∇ − x_clean))``.
