@@ -139,7 +139,7 @@ def step_dir(workdir, which="latest", step=2):
 
 def damage_state(workdir, which="latest"):
   """Overwrites the array data of a checkpoint with a few random bytes (a damaged disk)."""
-  data = os.path.join(step_dir(workdir, which), "state", "ocdbt.process_0", "d")
+  data = os.path.join(step_dir(workdir, which), "variables", "ocdbt.process_0", "d")
   for name in os.listdir(data):
     with open(os.path.join(data, name), "wb") as f:
       f.write(os.urandom(20))

@@ -59,6 +59,35 @@ def test_smoke_run_writes_metrics_config_and_checkpoints(tmp_path, capsys):
                                 _params(summary)[0])
 
 
+def test_a_checkpoint_of_the_older_single_item_layout_still_restores(tmp_path):
+  """Checkpoints written before the variables became their own item hold one ``state`` item."""
+  import orbax.checkpoint as ocp   # pylint: disable=import-outside-toplevel
+  new_dir, old_dir = tmp_path / "new", tmp_path / "old"
+  summary = trainer.train_and_evaluate(tiny_config(epochs=1), str(new_dir))
+  state = jax.device_get(summary["state"])
+  ckpt = checkpointing.Checkpoints(str(new_dir), read_only=True)
+  meta = ckpt.read_meta("latest")
+  abstract = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
+                                    summary["state"])
+  ckpt.close()
+  os.makedirs(old_dir)
+  os.rename(new_dir / "config.json", old_dir / "config.json")
+  with ocp.CheckpointManager(str(old_dir / "checkpoints" / "best")) as manager:
+    manager.save(2, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                            meta=ocp.args.JsonSave(meta)))
+  _, _, variables, restored_meta = workdir.restore_model(str(old_dir))
+  assert restored_meta["step"] == 2
+  for got, want in zip(jax.tree_util.tree_leaves(variables),
+                       jax.tree_util.tree_leaves({"params": state.params,
+                                                  "batch_stats": state.batch_stats})):
+    np.testing.assert_array_equal(got, want)
+  ckpt = checkpointing.Checkpoints(str(old_dir), read_only=True)
+  restored, _ = ckpt.restore("best", abstract)
+  ckpt.close()
+  for got, want in zip(jax.tree_util.tree_leaves(restored), jax.tree_util.tree_leaves(state)):
+    np.testing.assert_array_equal(got, want)
+
+
 def test_at_reg_resolves_zero_weight_decay_and_paper_beta():
   config = tiny_config(mode="at_reg")
   config.model.name, config.data.name = "vgg11", "cifar10"
