@@ -2,7 +2,10 @@
 
 Runs Table 1's attack suite on the run's test set and writes ``robustness.json``, ``.csv`` and the
 per-example flags into the workdir; rerunning resumes, computing only the attacks not yet there.
-``--mode=sweep`` runs Figure 3's ε sweep instead (``eps_sweep.json`` and two plots). Only the
+``--mode=sweep`` runs Figure 3's ε sweep instead (``eps_sweep.json`` and two plots), and
+``--mode=certify`` randomized smoothing's CERTIFY and PREDICT (Cohen et al., 2019) with
+``--config.eval.certify_sigma``, ``certify_n0``, ``certify_n``, ``certify_alpha``
+(``certification.json``, ``.npz`` and ``.png``). Only the
 config's ``eval`` section is read (the model comes from the checkpoint), e.g.
 ``--config.eval.attacks=fgsm,pgd10 --config.eval.epsilon=0.0313 --config.eval.num_examples=1000``.
 ``--config.eval.suite=standard`` runs the APGD-CE → APGD-T → Square cascade instead, ``full`` both
@@ -25,8 +28,9 @@ _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf
 cli.define_config_file("config", _DEFAULT_CONFIG, "Config file; only its eval section is read.",
                        lock_config=True)
 flags.DEFINE_string("workdir", None, "Training workdir holding the checkpoint to evaluate.")
-flags.DEFINE_enum("mode", "suite", ["suite", "sweep"],
-                  "suite: the attack table; sweep: PGD-10 accuracy and MS-MPPD against ε.")
+flags.DEFINE_enum("mode", "suite", ["suite", "sweep", "certify"],
+                  "suite: the attack table; sweep: PGD-10 accuracy and MS-MPPD against ε; "
+                  "certify: randomized smoothing's certified L2 accuracy (eval.certify_*).")
 flags.DEFINE_bool("debug", False, "Print the traceback of an expected error too (or JSNN_DEBUG=1).")
 flags.mark_flags_as_required(["workdir"])
 
@@ -37,7 +41,8 @@ def main(argv):
   # Orbax logs every restore at INFO; keep jsnn's own lines.
   absl_logging.set_verbosity(absl_logging.WARNING)
   logging.getLogger("jsnn").setLevel(logging.INFO)
-  run = evaluation.sweep_epsilon if flags.FLAGS.mode == "sweep" else evaluation.evaluate_checkpoint
+  run = {"suite": evaluation.evaluate_checkpoint, "sweep": evaluation.sweep_epsilon,
+         "certify": evaluation.certify_checkpoint}[flags.FLAGS.mode]
   run(flags.FLAGS.config, flags.FLAGS.workdir)
 
 

@@ -2,8 +2,9 @@
 
 ``python train.py --config configs/cifar10_vgg11.py:at_reg,rho=0,neuron=lif`` picks a row of the
 paper's Table 1/2. The argument is a comma-separated list: a training mode (natural, gaussian, at,
-at_reg) and ``key=value`` pairs for ``rho``, ``neuron``, ``distance``, ``placement``, ``seed`` and
-``epochs``.
+at_reg) and ``key=value`` pairs for ``rho``, ``neuron``, ``distance``, ``placement``, ``seed``,
+``epochs`` and ``sigma`` (the ``gaussian`` mode's noise std, ``training.gaussian_std``: e.g.
+``gaussian,sigma=0.25`` for a model to certify at σ = 0.25 with ``evaluate.py --mode=certify``).
 """
 
 import configs.default as default_lib
@@ -16,6 +17,7 @@ _ROW_KEYS = {
     "placement": ("model", "dlif_placement", str),
     "seed": (None, "seed", int),
     "epochs": ("training", "epochs", int),
+    "sigma": ("training", "gaussian_std", float),
 }
 
 

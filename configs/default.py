@@ -87,8 +87,8 @@ def get_config(arg=None):
   config.eval.cascade_steps = 100       # standard cascade: APGD-CE, APGD-T (per target) iterations
   config.eval.apgd_targets = 9          # APGD-T: target classes, the top-k others by clean logit
   config.eval.square_queries = 5000     # Square: query budget per image (>= 1), its start included
-  # Also run every gradient attack through these (bptr, rga, hart, or a surrogate[:width] such as
-  # sigmoid:4, straight_through), with the per-example worst case; "" = none ("full": all four);
+  # Also run every gradient attack through these (bptr, rga, hart, assg, pdsg, or a surrogate[:width]
+  # such as sigmoid:4, straight_through), with the per-example worst case; "" = none ("full": all);
   # "none" = none, also in "full".
   config.eval.estimators = ""
   # Stochastic models (model.encoding=poisson): attack the expectation over this many draws (EOT)
@@ -97,6 +97,17 @@ def get_config(arg=None):
   # Masking check: also craft each gradient attack on this run's model (another workdir, say the
   # same model trained with another surrogate) and count where the transfer beats white-box.
   config.eval.transfer_from = ""
+  # ASSG (eval.estimators entry "assg"): its search budget, the bounds A tried per example, spread
+  # over [0.35, 0.49] (1 = the reference's A = 0.425); each costs one more run of the attack.
+  config.eval.assg_search = 3
+  # --mode=certify, randomized smoothing (Cohen et al., 2019): noise σ in [0, 1] pixel units (train
+  # with --config.training.mode=gaussian --config.training.gaussian_std=σ), N0 draws that pick the
+  # class, N that bound its probability at level 1 − α, noisy copies per forward pass (divides both).
+  config.eval.certify_sigma = 0.25
+  config.eval.certify_n0 = 100
+  config.eval.certify_n = 1000
+  config.eval.certify_alpha = 0.001
+  config.eval.certify_draws_per_pass = 10
   config.eval.sweep_epsilons = "10,20,30,40,50,60,70,80,90,100"  # Figure 3 sweep, in /255
   config.eval.sanity_checks = True      # also run PGD-10 at ε=64/255 and the zero-gradient count
   config.eval.progress_bar = True       # one progress bar per attack

@@ -71,6 +71,9 @@ def _validate(config):
     raise ValueError(f"training.select_on must be 'test' or 'validation', got {t.select_on!r}")
   if t.select_on == "validation" and config.data.validation_size < 1:
     raise ValueError("training.select_on='validation' needs --config.data.validation_size > 0")
+  if t.mode == "gaussian" and not t.gaussian_std > 0:
+    raise ValueError(f"training.gaussian_std, the std σ of the gaussian mode's noise, must be > 0, "
+                     f"got {t.gaussian_std!r}")
   if t.steps_per_epoch < 0:
     raise ValueError(f"training.steps_per_epoch must be >= 0, got {t.steps_per_epoch}")
 

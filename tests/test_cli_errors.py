@@ -221,6 +221,29 @@ CASES = {
                                   ["{run}/robustness_flags.npz", "truncated"]),
     "evaluate: read-only workdir": ("evaluate.py", ["--workdir={run}"], make_read_only,
                                     ["cannot write into {run}", "evaluate a copy"]),
+    # The frontier attacks and certification (issue 17): bad names and budgets.
+    "evaluate: unknown estimator": ("evaluate.py", ["--workdir={run}",
+                                                    "--config.eval.estimators=assg,pdgs"], None,
+                                    ["unknown gradient estimator 'pdgs'", "assg", "pdsg"]),
+    "evaluate: unknown attack": ("evaluate.py", ["--workdir={run}",
+                                                 "--config.eval.attacks=clean,sa-pgdx"], None,
+                                 ["unknown attack 'sa-pgdx'", "sa-pgd<k>"]),
+    "evaluate: ASSG search budget below 1": ("evaluate.py", ["--workdir={run}",
+                                                             "--config.eval.assg_search=0"], None,
+                                             ["eval.assg_search", "got 0"]),
+    "evaluate: certify N0 above N": ("evaluate.py", ["--workdir={run}", "--mode=certify",
+                                                     "--config.eval.certify_n0=2000"], None,
+                                     ["eval.certify_n0 (2000) must not exceed eval.certify_n"]),
+    "evaluate: certify alpha outside (0, 1)": ("evaluate.py", ["--workdir={run}", "--mode=certify",
+                                                               "--config.eval.certify_alpha=1.5"],
+                                               None, ["eval.certify_alpha", "got 1.5"]),
+    "evaluate: certify sigma not positive": ("evaluate.py", ["--workdir={run}", "--mode=certify",
+                                                             "--config.eval.certify_sigma=0"],
+                                             None, ["eval.certify_sigma", "got 0.0"]),
+    "train: gaussian sigma not positive": ("train.py", ["--workdir={new}",
+                                                        "--config.training.mode=gaussian",
+                                                        "--config.training.gaussian_std=0"],
+                                           None, ["training.gaussian_std", "got 0.0"]),
 }
 
 
@@ -247,8 +270,11 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(case, run_dir, tmp_pat
   if not any(a.startswith("--config=") for a in args):
     args.insert(0, f"--config={CONFIG}")
   try:
-    proc = run_entry_point(script, args + (TRAIN_FLAGS if script == "train.py" else EVAL_FLAGS),
-                           launcher="read-only" if read_only else None)
+    # A case's own setting of a key replaces the shared flags' one.
+    own = {a.split("=")[0] for a in args}
+    shared = [f for f in (TRAIN_FLAGS if script == "train.py" else EVAL_FLAGS)
+              if f.split("=")[0] not in own]
+    proc = run_entry_point(script, args + shared, launcher="read-only" if read_only else None)
   finally:
     if read_only:
       for path in (workdir, places["ro"]):

@@ -411,8 +411,10 @@ def test_full_suite_adds_estimator_variants_their_worst_case_and_masking_checks(
                         apgd_targets=2, square_queries=5, sanity_checks=True)
   summary = evaluation.evaluate_checkpoint(config, relabelled)
   results = summary["results"]
+  # The full suite adds SA-PGD at the cascade's step count, and its variants.
   assert [n for n in summary["computed"] if "@" in n] == [
-      "fgsm@rga", "fgsm@sigmoid:4", "zero_gradient@rga", "zero_gradient@sigmoid:4"]
+      "fgsm@rga", "fgsm@sigmoid:4", "sa-pgd1@rga", "sa-pgd1@sigmoid:4", "zero_gradient@rga",
+      "zero_gradient@sigmoid:4"]
   assert results["attacks"]["fgsm@rga"]["gradient_estimator"] == "rga"
   assert results["attacks"]["fgsm@sigmoid:4"]["surrogate"] == "sigmoid"
   per_attack = results["estimators"]["per_attack"]["fgsm"]
@@ -430,7 +432,8 @@ def test_full_suite_adds_estimator_variants_their_worst_case_and_masking_checks(
   assert "per gradient estimator" in summary["table"]
   with open(os.path.join(relabelled, evaluation.CSV_FILE)) as f:
     rows = [r.split(",")[0] for r in f.read().splitlines()[1:]]
-  assert rows == ["clean", "fgsm", "fgsm@rga", "fgsm@sigmoid:4", "standard/apgd-ce1",
+  assert rows == ["clean", "fgsm", "sa-pgd1", "fgsm@rga", "fgsm@sigmoid:4", "sa-pgd1@rga",
+                  "sa-pgd1@sigmoid:4", "standard/apgd-ce1",
                   "standard/apgd-t1", "standard/square5", "standard", evaluation.WORST_CASE]
 
 

@@ -8,7 +8,9 @@ returns adversarial images of x's shape and dtype.
 Pieces: :func:`input_gradient`, the step rules :func:`sign_step` / :func:`normalized_step`, the
 projections :func:`project_linf` / :func:`project_l2` / :func:`clip_to_box`, random starts, and
 APGD's :func:`apgd_checkpoints`. Attacks: :func:`fgsm`, :func:`rfgsm`, :func:`pgd`,
-:func:`apgd`, :func:`apgd_targeted` (APGD-T), :func:`square` (score-based), :func:`gaussian_noise`.
+:func:`apgd`, :func:`apgd_targeted` (APGD-T), :func:`sapgd` (SA-PGD), :func:`square`
+(score-based), :func:`gaussian_noise`. A model whose gradient carries a state from one step to the
+next (ASSG) is a :class:`StatefulLogitsFn`.
 For stochastic models, :func:`expected_logits` (EOT) and :func:`majority_vote`.
 The paper's suite: :data:`PAPER_SUITE`, :func:`get_attack_spec`, :func:`make_attack`; the
 AutoAttack-style cascade: :func:`standard_cascade`.
@@ -22,6 +24,7 @@ from jsnn.attacks.apgd import apgd_targeted
 from jsnn.attacks.apgd import target_classes
 from jsnn.attacks.base import LogitsFn
 from jsnn.attacks.base import LossFn
+from jsnn.attacks.base import StatefulLogitsFn
 from jsnn.attacks.base import TargetedLossFn
 from jsnn.attacks.base import get_loss
 from jsnn.attacks.base import get_targeted_loss
@@ -54,6 +57,8 @@ from jsnn.attacks.registry import attack_names
 from jsnn.attacks.registry import get_attack_spec
 from jsnn.attacks.registry import make_attack
 from jsnn.attacks.registry import standard_cascade
+from jsnn.attacks.sapgd import sapgd
+from jsnn.attacks.sapgd import sapgd_run
 from jsnn.attacks.square import SquareResult
 from jsnn.attacks.square import square
 from jsnn.attacks.square import square_p
@@ -70,6 +75,7 @@ __all__ = (
     "LossFn",
     "PAPER_SUITE",
     "SquareResult",
+    "StatefulLogitsFn",
     "StochasticLogitsFn",
     "TargetedLossFn",
     "apgd",
@@ -98,6 +104,8 @@ __all__ = (
     "project_l2",
     "project_linf",
     "rfgsm",
+    "sapgd",
+    "sapgd_run",
     "sign_step",
     "square",
     "square_p",

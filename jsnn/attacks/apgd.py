@@ -15,7 +15,7 @@ e.g. BatchNorm in eval mode), and ``eot_iter`` is fixed to 1 (the reference's se
 stochastic models wrap ``logits_fn`` with :func:`jsnn.attacks.expected_logits`).
 """
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -104,6 +104,7 @@ class _State(NamedTuple):
   loss_history: jax.Array  # [n, B] loss at each iteration; zeros until written.
   loss_best_last_check: jax.Array  # [B]
   reduced_last_check: jax.Array  # [B] bool
+  model_state: Any = None  # A StatefulLogitsFn's state (ASSG's moments), else None.
 
 
 def apgd_run(
@@ -171,7 +172,8 @@ def apgd_run(
 
   start = projections.linf_sphere_start if norm == "linf" else projections.l2_sphere_start
   x_start = start(key, x, epsilon)
-  grad, loss_start, logits = base.input_gradient(loss_fn, logits_fn, x_start, y)
+  grad, loss_start, logits, model_state = base.stateful_input_gradient(
+      loss_fn, logits_fn, x_start, y, base.initial_state(logits_fn, x))
   state = _State(
       x=x_start,
       x_prev=x_start,
@@ -186,6 +188,7 @@ def apgd_run(
       loss_best_last_check=loss_start,
       # True so that the first checkpoint never fires on "no improvement" alone.
       reduced_last_check=jnp.ones(x.shape[:1], bool),
+      model_state=model_state,
   )
 
   def body(i, s: _State) -> _State:
@@ -193,7 +196,8 @@ def apgd_run(
     z = feasible(s.x + step_rule(s.grad, s.step_size))
     x_new = feasible(s.x + momentum * (z - s.x) + (1 - momentum) * (s.x - s.x_prev))
 
-    grad, loss, logits = base.input_gradient(loss_fn, logits_fn, x_new, y)
+    grad, loss, logits, model_state = base.stateful_input_gradient(loss_fn, logits_fn, x_new, y,
+                                                                   s.model_state)
     now_fooled = ~losses.correct(logits, y)
     x_adv = jnp.where(expand(now_fooled), x_new, s.x_adv)
     improved = loss > s.loss_best
@@ -226,6 +230,7 @@ def apgd_run(
         loss_history=loss_history,
         loss_best_last_check=jnp.where(is_checkpoint[i], loss_best, s.loss_best_last_check),
         reduced_last_check=jnp.where(is_checkpoint[i], reduce_now, s.reduced_last_check),
+        model_state=model_state,
     )
 
   s = base.iterate(num_steps, body, state)

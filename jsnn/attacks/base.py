@@ -13,7 +13,8 @@ Conventions for the whole package:
   test suite runs with ``jax_numpy_rank_promotion="raise"``.
 """
 
-from typing import Callable, Mapping
+import dataclasses
+from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -171,6 +172,53 @@ def input_gradient(
 
   (_, (loss, logits)), grad = jax.value_and_grad(summed, has_aux=True)(x)
   return grad, loss, logits
+
+
+@dataclasses.dataclass(frozen=True)
+class StatefulLogitsFn:
+  """A model whose gradient depends on a state the attack carries from one gradient to the next.
+
+  ASSG's running moments are one (:mod:`jsnn.spiking.adaptive`): each forward pass updates them,
+  and the next gradient starts from the updated ones. The loops of :func:`jsnn.attacks.pgd`,
+  :func:`jsnn.attacks.apgd_run` and :func:`jsnn.attacks.sapgd_run` carry the state in their loop
+  state (:func:`initial_state`, :func:`stateful_input_gradient`); called like a plain
+  ``logits_fn(x)``, it runs from the initial state and forgets the update (a single gradient,
+  FGSM's, or a forward pass that scores).
+
+  Attributes:
+    apply: ``(x, state) -> (logits, new_state)``, pure.
+    init: ``x -> state``, the state before the attack's first forward pass.
+  """
+  apply: Callable[[jax.Array, Any], tuple[jax.Array, Any]]
+  init: Callable[[jax.Array], Any]
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return self.apply(x, self.init(x))[0]
+
+
+def initial_state(logits_fn: LogitsFn, x: jax.Array) -> Any:
+  """The state an attack loop carries for ``logits_fn``: its ``init(x)``, or None (no leaves)."""
+  return logits_fn.init(x) if isinstance(logits_fn, StatefulLogitsFn) else None
+
+
+def stateful_input_gradient(
+    loss_fn: LossFn, logits_fn: LogitsFn, x: jax.Array, y: jax.Array, state: Any
+) -> tuple[jax.Array, jax.Array, jax.Array, Any]:
+  """:func:`input_gradient` that also threads a :class:`StatefulLogitsFn`'s state.
+
+  Returns:
+    ``(grad, loss, logits, new_state)``; for a plain ``logits_fn`` the state passes through.
+  """
+  if not isinstance(logits_fn, StatefulLogitsFn):
+    return (*input_gradient(loss_fn, logits_fn, x, y), state)
+
+  def summed(x_):
+    logits, new_state = logits_fn.apply(x_, state)
+    loss = loss_fn(logits, y)
+    return jnp.sum(loss), (loss, logits, new_state)
+
+  (_, (loss, logits, new_state)), grad = jax.value_and_grad(summed, has_aux=True)(x)
+  return grad, loss, logits, jax.lax.stop_gradient(new_state)
 
 
 def sign_step(grad: jax.Array, step_size: ArrayLike) -> jax.Array:

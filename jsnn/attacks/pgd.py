@@ -103,9 +103,12 @@ def pgd(
   else:
     x_adv = x
 
-  def body(_, x_adv):
-    grad, _, _ = base.input_gradient(loss_fn, logits_fn, x_adv, y)
+  def body(_, carry):
+    x_adv, state = carry
+    grad, _, _, state = base.stateful_input_gradient(loss_fn, logits_fn, x_adv, y, state)
     x_adv = project(x_adv + step_rule(grad, step_size), x, epsilon)
-    return projections.clip_to_box(x_adv)
+    return projections.clip_to_box(x_adv), state
 
-  return base.iterate(num_steps, body, x_adv)
+  # A stateful logits_fn (ASSG's moments) carries its state from step to step.
+  x_adv, _ = base.iterate(num_steps, body, (x_adv, base.initial_state(logits_fn, x)))
+  return x_adv

@@ -22,12 +22,13 @@ from jsnn.attacks.fgsm import fgsm
 from jsnn.attacks.pgd import default_step_size
 from jsnn.attacks.pgd import pgd
 from jsnn.attacks.pgd import pgd_step_size
+from jsnn.attacks.sapgd import sapgd
 from jsnn.attacks.square import P_INIT
 from jsnn.attacks.square import square_run
 
-KINDS = ("clean", "fgsm", "pgd", "apgd", "apgd-t", "square")
+KINDS = ("clean", "fgsm", "pgd", "apgd", "apgd-t", "square", "sa-pgd")
 # Kinds that follow input gradients (and so depend on the gradient estimator).
-GRADIENT_KINDS = ("fgsm", "pgd", "apgd", "apgd-t")
+GRADIENT_KINDS = ("fgsm", "pgd", "apgd", "apgd-t", "sa-pgd")
 
 PAPER_EPSILON = 8 / 255
 
@@ -42,9 +43,9 @@ class AttackSpec:
   Attributes:
     name: the name the suite reports, e.g. "pgd7".
     kind: "clean" (the identity), "fgsm", "pgd", "apgd", "apgd-t" (APGD on a targeted loss,
-      once per target) or "square" (score-based, no gradients).
+      once per target), "square" (score-based, no gradients) or "sa-pgd" (SA-PGD, L∞).
     epsilon: default radius (images in [0, 1]); the attack function takes ε as an argument.
-    num_steps: iterations (pgd, apgd, apgd-t: per target).
+    num_steps: iterations (pgd, apgd, sa-pgd; apgd-t: per target).
     step_size: PGD's α; None means ``2.5·ε/num_steps`` computed from the ε of each call.
     loss: "ce" or "dlr" (pgd, apgd; fgsm is always CE; for apgd-t the targeted version of it).
     norm: "linf" or "l2" (pgd, apgd, apgd-t; fgsm and square are always L∞).
@@ -88,13 +89,14 @@ class AttackSpec:
     base.check_num_steps(self.num_queries, "num_queries")
     if not 0 < self.p_init <= 1:
       raise ValueError(f"p_init must lie in (0, 1]; got {self.p_init!r}")
-    if self.kind == "square" and self.norm != "linf":
-      raise ValueError(f"square is implemented for the L∞ norm only; got norm={self.norm!r}")
+    if self.kind in ("square", "sa-pgd") and self.norm != "linf":
+      raise ValueError(f"{self.kind} is implemented for the L∞ norm only; got norm={self.norm!r}")
 
   @property
   def needs_key(self) -> bool:
     """Whether the attack draws random numbers (and so needs a PRNG key)."""
-    return self.kind in ("apgd", "apgd-t", "square") or (self.kind == "pgd" and self.random_start)
+    return (self.kind in ("apgd", "apgd-t", "square", "sa-pgd")
+            or (self.kind == "pgd" and self.random_start))
 
   @property
   def uses_gradients(self) -> bool:
@@ -208,7 +210,7 @@ def attack_passes(spec: AttackSpec) -> tuple[int, int]:
   this is the maximum, ``2 + (num_queries − 1)`` forwards (the clean forward, the start, the
   iterations). Clean 0 + 0; FGSM 1 + 1; PGD-k k + k; APGD-k with R restarts 1 (which examples
   start out correct) + R·(k + 1) gradients; APGD-T adds a factor ``num_targets`` to the
-  gradients.
+  gradients; SA-PGD-k counts like APGD-k.
   """
   if spec.kind == "clean":
     return 0, 0
@@ -268,6 +270,13 @@ def _run_apgd_targeted(spec, logits_fn, x, y, key, epsilon, mask):
   return x_adv, _constant_stats(spec, x)
 
 
+def _run_sapgd(spec, logits_fn, x, y, key, epsilon, mask):
+  del mask  # Fixed work per row: a mask would save nothing.
+  x_adv = sapgd(logits_fn, x, y, key=key, epsilon=epsilon, num_steps=spec.num_steps,
+                loss=spec.loss, num_restarts=spec.num_restarts)
+  return x_adv, _constant_stats(spec, x)
+
+
 def _run_square(spec, logits_fn, x, y, key, epsilon, mask):
   result = square_run(logits_fn, x, y, key=key, epsilon=epsilon, num_queries=spec.num_queries,
                       p_init=spec.p_init, mask=mask)
@@ -280,7 +289,7 @@ def _run_square(spec, logits_fn, x, y, key, epsilon, mask):
 
 # One runner per entry of KINDS.
 _RUNNERS = {"clean": _run_clean, "fgsm": _run_fgsm, "pgd": _run_pgd, "apgd": _run_apgd,
-            "apgd-t": _run_apgd_targeted, "square": _run_square}
+            "apgd-t": _run_apgd_targeted, "square": _run_square, "sa-pgd": _run_sapgd}
 
 
 def make_attack(spec: AttackSpec | str, *, with_stats: bool = False) -> Attack:

@@ -59,9 +59,14 @@ The package, each layer knowing nothing of those above it:
 * :mod:`~jsnn.evaluation.records`: the table, the CSV and the files;
 * :mod:`~jsnn.evaluation.summary`: per-estimator worst cases, masking diagnostics, the report;
 * :mod:`~jsnn.evaluation.runner`: :func:`evaluate_checkpoint`, which puts them together;
-* :mod:`~jsnn.evaluation.epsilon_sweep`: :func:`sweep_epsilon` (Figure 3).
+* :mod:`~jsnn.evaluation.epsilon_sweep`: :func:`sweep_epsilon` (Figure 3);
+* :mod:`~jsnn.evaluation.certification`: :func:`certify_checkpoint`, certified L2 accuracy by
+  randomized smoothing (Cohen et al., 2019).
 """
 
+from jsnn.evaluation.certification import (CERTIFY_ARRAYS, CERTIFY_FILE, CERTIFY_PLOT, RADII,
+                                           certify_checkpoint, certify_from_counts,
+                                           clopper_pearson_lower, predict_from_counts)
 from jsnn.evaluation.checks import (LARGE_EPSILON, LARGE_EPSILON_MAX_ACCURACY, TOLERANCE, Check,
                                     sanity_checks, worst_case)
 from jsnn.evaluation.epsilon_sweep import (SWEEP_FILE, SWEEP_MPPD_PLOT, SWEEP_PLOT,
@@ -79,6 +84,14 @@ from jsnn.evaluation.steps import (attack_key, jit_step, make_attack_step,
 
 __all__ = [
     "attack_key",
+    "CERTIFY_ARRAYS",
+    "CERTIFY_FILE",
+    "CERTIFY_PLOT",
+    "certify_checkpoint",
+    "certify_from_counts",
+    "clopper_pearson_lower",
+    "predict_from_counts",
+    "RADII",
     "Check",
     "CheckpointMismatch",
     "CSV_FILE",

@@ -258,18 +258,21 @@ def attack_settings(spec: attacks.AttackSpec, epsilon: float, ctx: _Context,
     common["surrogate"] = common["surrogate_width"] = None
   settings = {"attack": spec.name, "kind": spec.kind,
               "epsilon": 0.0 if spec.kind == "clean" else epsilon,
-              "steps": spec.num_steps if spec.kind in ("pgd", "apgd", "apgd-t") else
+              "steps": spec.num_steps if spec.kind in ("pgd", "apgd", "apgd-t", "sa-pgd") else
               (1 if spec.kind == "fgsm" else 0),
               "step_size": attack_step_size(spec, epsilon),
               "loss": None if spec.kind == "clean" else spec.loss,
               "norm": None if spec.kind == "clean" else spec.norm,
               "random_start": spec.needs_key,
-              "restarts": spec.num_restarts if spec.kind in ("apgd", "apgd-t") else None,
+              "restarts": spec.num_restarts if spec.kind in ("apgd", "apgd-t", "sa-pgd") else None,
               "rho": spec.rho if spec.kind in ("apgd", "apgd-t") else None,
               "forward_passes_per_image": fwd, "backward_passes_per_image": bwd, **common}
   # Keys of the newer attacks only, so that the older attacks' fingerprints stay as they were.
   if spec.kind == "apgd-t":
     settings["targets"] = spec.num_targets
+  bounds = _assg_bounds(ctx, variant)
+  if bounds and spec.uses_gradients:
+    settings["assg_bounds"] = list(bounds)
   if spec.kind == "square":
     settings.update(steps=None, loss="margin", queries=spec.num_queries, p_init=spec.p_init)
   return settings
@@ -282,7 +285,18 @@ def _expected_passes(spec: attacks.AttackSpec, ctx: _Context,
   source_draws = ctx.eot_draws
   if variant == TRANSFER:
     source_draws = ctx.settings.eot_draws if models.is_stochastic(ctx.transfer.model) else 1
-  return passes_per_image(spec, attack_draws=source_draws, vote_draws=ctx.eot_draws)
+  # ASSG's search runs the attack, and scores its result, once per bound A.
+  runs = max(len(_assg_bounds(ctx, variant)), 1) if spec.uses_gradients else 1
+  forward, backward = passes_per_image(spec, attack_draws=source_draws * runs,
+                                       vote_draws=ctx.eot_draws)
+  return forward + (runs - 1) * ctx.eot_draws, backward
+
+
+def _assg_bounds(ctx: _Context, variant: Optional[str]) -> tuple[float, ...]:
+  """The bounds A an ASSG variant's search tries (eval.assg_search), () for any other gradient."""
+  if variant in ctx.variants and ctx.variants[variant].estimator.gradient_estimator == "assg":
+    return ctx.settings.assg_bounds
+  return ()
 
 
 def measure(step, ctx: _Context, *, key, epsilon: float, desc: str, subset=None,
@@ -383,7 +397,8 @@ def _run_task(task: _Task, ctx: _Context) -> tuple[np.ndarray, dict, int]:
     variables = {"target": ctx.variables, "source": ctx.transfer.variables}
   else:
     step = make_attack_step(task.spec, ctx.model, attack_model, with_stats=True,
-                            eot_draws=ctx.eot_draws)
+                            eot_draws=ctx.eot_draws,
+                            assg_bounds=_assg_bounds(ctx, task.variant))
   step = counting_traces(step)
   out, timing = measure(jit_step(step, ctx.mesh), ctx, key=attack_key(ctx.settings.seed,
                                                                        task.name),

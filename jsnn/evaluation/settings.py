@@ -17,7 +17,11 @@ TRANSFER = "transfer"
 STANDARD = "standard"
 SUITES = ("paper", "standard", "full")
 # Gradient estimators the full suite adds when eval.estimators is empty.
-FULL_ESTIMATORS = ("straight_through", "bptr", "rga", "hart")
+FULL_ESTIMATORS = ("straight_through", "bptr", "rga", "hart", "assg", "pdsg")
+# The attack the full suite adds, at eval.cascade_steps steps like the cascade's APGD: sa-pgd100.
+SAPGD = "sa-pgd"
+# eval.assg_search's default: ASSG's bound A tried at 3 values per example (0.35, 0.42, 0.49).
+ASSG_SEARCH = 3
 # eval.estimators value that adds none, not even the full suite's.
 NO_ESTIMATORS = "none"
 
@@ -31,6 +35,7 @@ _PGD_RE = re.compile(r"^pgd(0|[1-9]\d*)$")
 _APGD_RE = re.compile(r"^apgd-(ce|dlr)(0|[1-9]\d*)$")
 _APGD_T_RE = re.compile(r"^apgd-t(0|[1-9]\d*)$")
 _SQUARE_RE = re.compile(r"^square(0|[1-9]\d*)$")
+_SAPGD_RE = re.compile(r"^sa-pgd(0|[1-9]\d*)$")
 
 
 def parse_attack(name: str, epsilon: float = PAPER_EPSILON, *,
@@ -39,7 +44,7 @@ def parse_attack(name: str, epsilon: float = PAPER_EPSILON, *,
 
   Args:
     name: a Table 1 name, or ``pgd<k>``, ``apgd-ce<k>``, ``apgd-dlr<k>``, ``apgd-t<k>``,
-      ``square<q>``.
+      ``sa-pgd<k>``, ``square<q>``.
     epsilon: L∞ radius in [0, 1].
     num_targets: APGD-T's number of target classes.
 
@@ -58,6 +63,13 @@ def parse_attack(name: str, epsilon: float = PAPER_EPSILON, *,
       spec = dataclasses.replace(
           spec, step_size=spec.step_size * (epsilon / PAPER_EPSILON))
     return spec
+  sapgd_match = _SAPGD_RE.match(name)
+  if sapgd_match:
+    steps = int(sapgd_match.group(1))
+    if steps < 1:
+      raise ValueError(f"attack {name!r}: the number of steps must be >= 1, got {steps}")
+    return attacks.AttackSpec(name=name, kind="sa-pgd", epsilon=epsilon, num_steps=steps,
+                              loss="ce", random_start=True)
   targeted_match, square_match = _APGD_T_RE.match(name), _SQUARE_RE.match(name)
   if targeted_match or square_match:
     count = int((targeted_match or square_match).group(1))
@@ -81,8 +93,8 @@ def parse_attack(name: str, epsilon: float = PAPER_EPSILON, *,
     return attacks.AttackSpec(name=name, kind="apgd", epsilon=epsilon, num_steps=steps,
                               loss=apgd_match.group(1), random_start=True)
   raise ValueError(f"unknown attack {name!r}; known attacks: {', '.join(known)}, or pgd<k>, "
-                   f"apgd-ce<k>, apgd-dlr<k>, apgd-t<k> for k >= 1 steps, square<q> for q >= 1 "
-                   f"queries")
+                   f"apgd-ce<k>, apgd-dlr<k>, apgd-t<k>, sa-pgd<k> for k >= 1 steps, square<q> for "
+                   f"q >= 1 queries")
 
 
 def check_epsilon(value, what: str) -> float:
@@ -112,6 +124,49 @@ class EvalSettings:
   estimators: tuple["Estimator", ...] = ()
   eot_draws: int = 1
   transfer_from: str = ""
+  assg_bounds: tuple[float, ...] = (spiking.adaptive.ASSG_BOUND,)
+  certify: Optional["CertifySettings"] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CertifySettings:
+  """``eval.certify_*``: Cohen et al.'s CERTIFY/PREDICT (ICML 2019, Algorithm 1 / §3.2).
+
+  Attributes:
+    sigma: σ of the smoothing noise N(0, σ²I), in [0, 1] pixel units.
+    num_select: N0, the draws that pick the top class.
+    num_estimate: N, the draws that bound its probability.
+    alpha: α, the failure probability of the certificate (and of PREDICT's test).
+    draws_per_pass: noisy copies of each image per forward pass (a larger batch per pass).
+  """
+  sigma: float
+  num_select: int
+  num_estimate: int
+  alpha: float
+  draws_per_pass: int
+
+
+def certify_settings(e) -> CertifySettings:
+  """Validates ``eval.certify_*``; raises ValueError naming the bad value."""
+  sigma = e.get("certify_sigma", 0.25)
+  if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma > 0:
+    raise ValueError(f"eval.certify_sigma, the smoothing noise's σ, must be a number > 0, got "
+                     f"{sigma!r}")
+  alpha = e.get("certify_alpha", 0.001)
+  if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
+    raise ValueError(f"eval.certify_alpha must lie in (0, 1), got {alpha!r}")
+  num_select = _int_setting(e, "certify_n0", 100, 1)
+  num_estimate = _int_setting(e, "certify_n", 1000, 1)
+  if num_select > num_estimate:
+    raise ValueError(f"eval.certify_n0 ({num_select}) must not exceed eval.certify_n "
+                     f"({num_estimate}): N0 only selects the class, N bounds its probability")
+  draws_per_pass = _int_setting(e, "certify_draws_per_pass", 10, 1)
+  for name, value in (("certify_n0", num_select), ("certify_n", num_estimate)):
+    if value % draws_per_pass:
+      raise ValueError(f"eval.{name} ({value}) must be a multiple of "
+                       f"eval.certify_draws_per_pass ({draws_per_pass})")
+  return CertifySettings(sigma=float(sigma), num_select=num_select, num_estimate=num_estimate,
+                         alpha=float(alpha), draws_per_pass=draws_per_pass)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +174,8 @@ class Estimator:
   """A gradient to attack through, other than the evaluation's own (``eval.estimators`` entry).
 
   Attributes:
-    name: as written in the config: "bptr", "rga", "hart", or a surrogate with an optional width
+    name: as written in the config: "bptr", "rga", "hart", "assg", "pdsg", or a surrogate with an
+      optional width
       ("sigmoid", "sigmoid:4", "straight_through").
     gradient_estimator: the model's ``gradient_estimator`` ("surrogate" for a surrogate entry).
     surrogate: the surrogate's name ("" = the evaluation's own: eval.surrogate or the model's).
@@ -187,11 +243,19 @@ def settings_from_config(config) -> EvalSettings:
   if isinstance(square_queries, bool) or not isinstance(square_queries, int) or square_queries < 1:
     raise ValueError(f"eval.square_queries, Square's query budget per image, must be an integer "
                      f">= 1, got {square_queries!r}")
+  assg_search = e.get("assg_search", ASSG_SEARCH)
+  if isinstance(assg_search, bool) or not isinstance(assg_search, int) or assg_search < 1:
+    raise ValueError(f"eval.assg_search, the number of ASSG bounds A tried per example, must be "
+                     f"an integer >= 1, got {assg_search!r}")
   specs = tuple(parse_attack(n, epsilon, num_targets=num_targets) for n in names)
   if suite == "standard":
     specs = (parse_attack("clean"),)
-  elif "clean" not in names and suite == "full":
-    specs = (parse_attack("clean"),) + specs
+  elif suite == "full":
+    if "clean" not in names:
+      specs = (parse_attack("clean"),) + specs
+    if not any(spec.kind == "sa-pgd" for spec in specs):
+      # The strongest published SNN attack, at the cascade's budget (100 steps by default).
+      specs += (parse_attack(f"{SAPGD}{cascade_steps}", epsilon),)
   cascade = () if suite == "paper" else attacks.standard_cascade(
       epsilon, num_steps=cascade_steps, num_targets=num_targets, num_queries=square_queries)
   estimator_names = [n.strip() for n in str(e.get("estimators", "")).split(",") if n.strip()]
@@ -237,7 +301,8 @@ def settings_from_config(config) -> EvalSettings:
       sanity_checks=bool(e.get("sanity_checks", True)),
       progress_bar=bool(e.get("progress_bar", True)), data_dir=e.get("data_dir", ""),
       tfds_data_dir=e.get("tfds_data_dir", ""), suite=suite, cascade=cascade,
-      estimators=estimators, eot_draws=eot_draws, transfer_from=transfer_from)
+      estimators=estimators, eot_draws=eot_draws, transfer_from=transfer_from,
+      assg_bounds=spiking.adaptive.assg_search_bounds(assg_search), certify=certify_settings(e))
 
 
 def passes_per_image(spec: attacks.AttackSpec, *, attack_draws: int = 1,
@@ -266,4 +331,6 @@ def attack_step_size(spec: attacks.AttackSpec, epsilon: float) -> Optional[float
     return spec.step_size if spec.step_size is not None else 2.5 * epsilon / spec.num_steps
   if spec.kind in ("apgd", "apgd-t"):
     return 2 * epsilon
+  if spec.kind == "sa-pgd":
+    return epsilon
   return None

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jsnn import attacks, data, losses, models, parallel, perturbation
+from jsnn import attacks, data, losses, models, parallel, perturbation, spiking
 from jsnn.evaluation.settings import NEAR_ZERO_GRADIENT
 
 
@@ -66,8 +66,18 @@ class _Draws(NamedTuple):
                                  self.num_draws) == labels
 
 
+def assg_logits_fn(model, variables, bound) -> attacks.StatefulLogitsFn:
+  """ASSG's model as an attack sees it: a :class:`jsnn.attacks.StatefulLogitsFn` whose state is
+  every spiking layer's running moments, fresh (M = 1, D = 0) at the attack's start, with bound A.
+  """
+  return attacks.StatefulLogitsFn(
+      apply=lambda x, state: models.apply_assg(model, variables, x, state),
+      init=lambda x: models.assg_initial_state(model, variables, x, bound))
+
+
 def make_attack_step(spec: attacks.AttackSpec, model, attack_model=None, *,
-                     with_stats: bool = False, eot_draws: int = 1) -> Callable:
+                     with_stats: bool = False, eot_draws: int = 1,
+                     assg_bounds: tuple = ()) -> Callable:
   """``step(variables, images, labels, mask, key, epsilon) -> correct [B] bool`` for one attack.
 
   Args:
@@ -81,6 +91,10 @@ def make_attack_step(spec: attacks.AttackSpec, model, attack_model=None, *,
     eot_draws: for a stochastic model (:func:`jsnn.models.is_stochastic`), the attack follows
       the expectation over this many draws (:func:`jsnn.attacks.expected_logits`) and the score is
       a majority vote over as many fresh ones; ignored for a deterministic model.
+    assg_bounds: for an ``attack_model`` with the ``"assg"`` estimator, ASSG's search: the attack
+      runs once per bound A (in a ``lax.scan``, one compilation), each run carrying its own
+      running moments from gradient to gradient, and an example counts as robust only if no run
+      fooled it (the per-example worst case over the search). Empty: the default A alone.
 
   Returns:
     A pure function to jit: ``images`` uint8 [B, 32, 32, 3], ``labels`` int32 [B], ``mask`` bool
@@ -90,6 +104,11 @@ def make_attack_step(spec: attacks.AttackSpec, model, attack_model=None, *,
   attack = attacks.make_attack(spec, with_stats=True)
   attack_model = model if attack_model is None else attack_model
   attacks.eot.check_num_draws(eot_draws, "eot_draws")
+  stateful = (getattr(attack_model, "gradient_estimator", "") == "assg" and spec.uses_gradients
+              and not models.is_stochastic(model))
+  if stateful:
+    return _assg_search_step(attack, model, attack_model, with_stats,
+                             tuple(assg_bounds) or (spiking.adaptive.ASSG_BOUND,))
 
   def step(variables, images, labels, mask, key, epsilon):
     x = data.to_float(images)
@@ -100,6 +119,35 @@ def make_attack_step(spec: attacks.AttackSpec, model, attack_model=None, *,
     if not with_stats:
       return correct
     return {"correct": correct, **draws.passes(stats, mask)}
+
+  return step
+
+
+def _assg_search_step(attack, model, attack_model, with_stats: bool, bounds: tuple) -> Callable:
+  """:func:`make_attack_step` for ASSG: one attack per bound A, the worst case per example.
+
+  Every run starts from the same key (the same random start), so the runs differ only in A.
+  Each run's result is scored, so the stats count ``len(bounds) − 1`` forwards beyond the one
+  scoring forward the evaluation adds.
+  """
+  bounds = jnp.asarray(bounds, jnp.float32)
+
+  def step(variables, images, labels, mask, key, epsilon):
+    x = data.to_float(images)
+
+    def run(fooled, bound):
+      logits_fn = assg_logits_fn(attack_model, variables, bound)
+      x_adv, stats = attack(logits_fn, x, labels, key=key, epsilon=epsilon, mask=mask)
+      still_correct = losses.correct(_logits(model, variables, x_adv), labels)
+      return fooled | ~still_correct, stats
+
+    fooled, stats = jax.lax.scan(run, jnp.zeros(labels.shape, bool), bounds)
+    correct = ~fooled & mask
+    if not with_stats:
+      return correct
+    passes = {k: jnp.sum(v, axis=0) for k, v in stats._asdict().items()}
+    passes["forward"] = passes["forward"] + (bounds.shape[0] - 1)
+    return {"correct": correct, **{k: jnp.where(mask, v, 0) for k, v in passes.items()}}
 
   return step
 

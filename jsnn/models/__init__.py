@@ -17,7 +17,8 @@ import jax.numpy as jnp
 
 from jsnn import spiking
 from jsnn.models import layers
-from jsnn.models.layers import ENCODING_RNG, LAST_SPIKING_LAYER, NEURONS, SPIKES, SpikingNeuron
+from jsnn.models.layers import (ASSG_STATE, ENCODING_RNG, LAST_SPIKING_LAYER, NEURONS, SPIKES,
+                                SpikingNeuron)
 from jsnn.models.vgg import VGG_CFGS, SpikingVGG
 from jsnn.models.wrn import CONVEX_COMBINATION, SpikingWideResNet
 
@@ -181,6 +182,41 @@ def apply_model(model, variables, images, *, train: bool, capture: Sequence[str]
   return logits, batch_stats, captured
 
 
+def assg_initial_state(model, variables, images, bound):
+  """ASSG's state before an attack's first gradient: every layer's moments M = 1, D = 0 at the
+  batch's shape, and the bound A (a scalar, may be traced) in every layer.
+
+  Args:
+    model: a model with ``gradient_estimator="assg"``.
+    variables: ``{"params", "batch_stats"}``.
+    images: the batch the attack will run on (only its shape is used).
+    bound: A.
+
+  Returns:
+    The ``assg_state`` collection, a pytree of arrays.
+  """
+  variables = {k: variables[k] for k in ("params", "batch_stats") if k in variables}
+  shapes = jax.eval_shape(
+      lambda x: model.apply(variables, x, train=False, mutable=[ASSG_STATE])[1], images)
+  bound = jnp.asarray(bound, jnp.float32)
+
+  def fill(path, leaf):
+    if getattr(path[-1], "key", None) == "bound":
+      return jnp.broadcast_to(bound, leaf.shape)
+    return spiking.adaptive.initial_moments(leaf.shape[1:])
+
+  return jax.tree_util.tree_map_with_path(fill, flax.core.unfreeze(shapes)[ASSG_STATE])
+
+
+def apply_assg(model, variables, images, state):
+  """``(logits, new_state)``: one eval-mode forward pass of an ASSG model that first updates the
+  moments of ``state`` (:func:`assg_initial_state`) and then differentiates with them."""
+  variables = {k: variables[k] for k in ("params", "batch_stats") if k in variables}
+  logits, new = model.apply({**variables, ASSG_STATE: state}, images, train=False,
+                            mutable=[ASSG_STATE])
+  return logits, flax.core.unfreeze(new)[ASSG_STATE]
+
+
 def _sown_leaves(tree):
   """The innermost dicts of sown values, in the order the modules were called."""
   if any(isinstance(v, tuple) for v in tree.values()):
@@ -193,7 +229,7 @@ def count_params(params) -> int:
 
 
 __all__ = [
-    "MODELS", "NORMALIZATION", "ENCODING_RNG", "LAST_SPIKING_LAYER", "SPIKES", "CONVEX_COMBINATION",
+    "ASSG_STATE", "apply_assg", "assg_initial_state", "MODELS", "NORMALIZATION", "ENCODING_RNG", "LAST_SPIKING_LAYER", "SPIKES", "CONVEX_COMBINATION",
     "SpikingNeuron", "SpikingVGG", "SpikingWideResNet", "abstract_variables", "apply_model",
     "count_params",
     "create_model", "init_model", "is_stochastic", "layers",

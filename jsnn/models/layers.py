@@ -24,6 +24,9 @@ from jsnn import spiking
 # Flax collections a caller can make mutable to capture activations (they are no-ops otherwise).
 SPIKES = "spikes"                    # every spiking layer's spikes, [T, B, ...] each
 LAST_SPIKING_LAYER = "last_spiking_layer"   # {"currents", "spikes"} of the last hidden layer
+# ASSG's state, per spiking layer: "moments" [2, T, B, ...] (M, D) and the bound "bound" (A). An
+# attack passes it in and makes it mutable to carry the moments from one gradient to the next.
+ASSG_STATE = "assg_state"
 
 NEURONS = ("lif", "dlif")
 
@@ -79,8 +82,10 @@ class SpikingNeuron(nn.Module):
     is_last: this is the last hidden spiking layer, whose input currents MS-MPPD uses.
     remat: recompute the time scan in the backward pass.
     gradient_estimator: the backward pass (``jsnn.spiking.GRADIENT_ESTIMATORS``): "surrogate"
-      (BPTT with ``surrogate``, the default), "bptr", "rga" or "hart". The forward pass is the
-      same for all; attacks pick one to differentiate through.
+      (BPTT with ``surrogate``, the default), "bptr", "rga", "hart", "assg" or "pdsg". The
+      forward pass is the same for all; attacks pick one to differentiate through. ASSG reads its
+      moments and bound from the ``assg_state`` collection when one is passed (fresh moments and
+      the default bound otherwise) and writes the updated moments back when it is mutable.
   """
   time_steps: int
   neuron: str = "dlif"
@@ -99,7 +104,9 @@ class SpikingNeuron(nn.Module):
       currents = spiking.direct_encoding(currents, self.time_steps)
     kwargs = dict(leak=self.leak, threshold=self.threshold, surrogate=self.surrogate,
                   remat=self.remat, estimator=self.gradient_estimator)
-    if self.neuron == "dlif":
+    if self.gradient_estimator == "assg":
+      spikes = self._assg(currents)
+    elif self.neuron == "dlif":
       # One factor per time step, shared by the whole layer, initialised to 1 (spec §1.3).
       factors = self.param("dlif_factors", nn.initializers.ones, (self.time_steps,), jnp.float32)
       spikes = spiking.dlif(currents, factors, placement=self.placement, **kwargs)
@@ -113,6 +120,37 @@ class SpikingNeuron(nn.Module):
       self.sow(LAST_SPIKING_LAYER, "currents", currents)
       self.sow(LAST_SPIKING_LAYER, "spikes", spikes)
     return spikes
+
+
+  def _assg(self, currents):
+    """ASSG's scan with the moments of the ``assg_state`` collection (Wang et al., 2025)."""
+    if self.neuron not in NEURONS:
+      raise ValueError(f"unknown neuron {self.neuron!r}; expected one of {NEURONS}")
+    ones = jnp.ones((self.time_steps,), jnp.float32)
+    leak_factors = input_factors = ones
+    if self.neuron == "dlif":
+      factors = self.param("dlif_factors", nn.initializers.ones, (self.time_steps,), jnp.float32)
+      if self.placement == "leak":
+        leak_factors = factors
+      else:
+        input_factors = factors
+    out_dtype = currents.dtype
+    currents = currents.astype(jnp.float32)
+    stateful = self.is_mutable_collection(ASSG_STATE) or self.has_variable(ASSG_STATE, "moments")
+    if stateful:
+      moments = self.variable(ASSG_STATE, "moments", spiking.adaptive.initial_moments,
+                              currents.shape)
+      bound = self.variable(ASSG_STATE, "bound", lambda: jnp.float32(spiking.adaptive.ASSG_BOUND))
+      first_moments, bound_value = moments.value, bound.value
+    else:
+      first_moments = spiking.adaptive.initial_moments(currents.shape)
+      bound_value = spiking.adaptive.ASSG_BOUND
+    spikes, new_moments = spiking.adaptive.assg_trace(
+        currents, leak_factors, input_factors, first_moments, bound_value, leak=self.leak,
+        threshold=self.threshold)
+    if stateful and self.is_mutable_collection(ASSG_STATE):
+      moments.value = new_moments
+    return spikes.astype(out_dtype)
 
 
 _CONV_DIMENSIONS = ("NHWC", "HWIO", "NHWC")

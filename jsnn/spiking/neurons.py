@@ -27,6 +27,11 @@ pass an attack (or training) differentiates through:
   mode of its code): the per-step surrogate at each step's membrane, without the gradient through
   the membrane's history, averaged over time:
   ``∂L/∂J[t] = mean_t' ∂L/∂s[t']·σ(v[t'] − u_th)``.
+* ``"assg"``, ``"pdsg"`` — BPTT with a surrogate whose shape is set per neuron and time step from
+  the membrane: ASSG's adaptive-sharpness arctan (Wang et al., 2025) and PDSG's
+  potential-dependent Gaussian (Lun et al., CVPR 2025); see :mod:`jsnn.spiking.adaptive`. Called
+  through :func:`lif`/:func:`dlif`, ASSG starts from fresh moments (one update); the running
+  moments of an attack need :class:`jsnn.models.SpikingNeuron`'s ``assg_state`` collection.
 
 ``J[t]`` is the input current after DLIF's input factor (the membrane's input). The rate-based
 estimators are one ``jax.custom_vjp`` over the whole layer; they give the DLIF factors of the
@@ -42,10 +47,14 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from jsnn.spiking import adaptive
 from jsnn.spiking.surrogate import Triangle, spike
 
 DLIF_PLACEMENTS = ("input", "leak")
-GRADIENT_ESTIMATORS = ("surrogate", "bptr", "rga", "hart")
+GRADIENT_ESTIMATORS = ("surrogate", "bptr", "rga", "hart", "assg", "pdsg")
+# Estimators whose surrogate's shape adapts to the membrane (jsnn.spiking.adaptive); ASSG's also
+# carries moments from one forward pass to the next.
+ADAPTIVE_ESTIMATORS = ("assg", "pdsg")
 
 # The reference RGA code's rate function (SNN_attack_RGA models/layers.py ``RateBp``): slope
 # RGA_GAMMA on [0, 1 − λ]·u_th, then linear up to rate RGA_RATE_MAX at (1 + RGA_EXTENT)·u_th.
@@ -201,6 +210,14 @@ def _run(currents, leak_factors, input_factors, *, leak, threshold, surrogate, r
   check_estimator(estimator)
   out_dtype = currents.dtype
   currents = currents.astype(jnp.float32)
+  if estimator == "pdsg":
+    return adaptive.pdsg_trace(currents, leak_factors, input_factors, leak=leak,
+                               threshold=threshold, unroll=unroll).astype(out_dtype)
+  if estimator == "assg":
+    spikes, _ = adaptive.assg_trace(currents, leak_factors, input_factors,
+                                    adaptive.initial_moments(currents.shape), adaptive.ASSG_BOUND,
+                                    leak=leak, threshold=threshold, unroll=unroll)
+    return spikes.astype(out_dtype)
   if estimator != "surrogate":
     if not all(isinstance(v, (int, float)) for v in (leak, threshold)):
       raise ValueError(f"the {estimator!r} gradient estimator needs Python-number leak and "

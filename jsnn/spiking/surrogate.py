@@ -103,3 +103,52 @@ heaviside.defvjp(_heaviside_fwd, _heaviside_bwd)
 def spike(membrane: jax.Array, threshold=1.0, surrogate: Callable = Triangle()) -> jax.Array:
   """Spikes ``s = H(v − u_th)`` (paper Eq. 1, second line) with a surrogate gradient in ``v``."""
   return heaviside(membrane - threshold, surrogate)
+
+
+# ------------------------------------------------------------------------------------------------
+# Surrogates whose shape is an array (one value per neuron and time step), not a Python float.
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ShapedArctan:
+  """The arctan surrogate with an array sharpness α: ``(α/2) / (1 + (π/2·α·x)²)``.
+
+  ASSG's surrogate (Wang et al., 2025, ``atan1`` of the reference code); α is chosen per neuron
+  and time step by :func:`jsnn.spiking.adaptive.assg_sharpness`.
+  """
+
+  def __call__(self, x, sharpness):
+    return (sharpness / 2.0) / (1.0 + (math.pi / 2.0 * sharpness * x) ** 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class ShiftedGaussian:
+  """PDSG's surrogate with an array width σ (Lun et al., CVPR 2025, Eq. 9 of the paper):
+  ``exp(−((x − σ/2)/(√2·σ))²) / (√(2π)·σ)``, a Gaussian of standard deviation σ centred at σ/2
+  above the threshold."""
+
+  def __call__(self, x, width):
+    return jnp.exp(-jnp.square((x - 0.5 * width) / (math.sqrt(2.0) * width))) / (
+        math.sqrt(2.0 * math.pi) * width)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def shaped_heaviside(x: jax.Array, shape: jax.Array, surrogate: Callable) -> jax.Array:
+  """``H(x) = 1[x >= 0]``, exactly :func:`heaviside`'s forward pass; its gradient in ``x`` is
+  ``surrogate(x, shape)`` with ``shape`` an array broadcastable to ``x`` (no gradient flows into
+  the shape: ASSG and PDSG compute it from detached statistics)."""
+  del shape, surrogate
+  return (x >= 0).astype(x.dtype)
+
+
+def _shaped_heaviside_fwd(x, shape, surrogate):
+  return shaped_heaviside(x, shape, surrogate), (x, shape)
+
+
+def _shaped_heaviside_bwd(surrogate, residuals, g):
+  x, shape = residuals
+  return g * surrogate(x, shape).astype(g.dtype), jnp.zeros_like(shape)
+
+
+shaped_heaviside.defvjp(_shaped_heaviside_fwd, _shaped_heaviside_bwd)
