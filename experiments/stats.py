@@ -1,4 +1,4 @@
-"""Paired differences across seeds, with Student-t confidence intervals (no JAX, no SciPy).
+"""Paired differences across seeds with Student-t intervals, and mean ± std (no JAX, no SciPy).
 
 Two settings trained with the same seeds (same initialisation, data order and perturbation draws)
 are compared seed by seed: ``d_s = b_s − a_s``. The 95 % interval of the mean difference is
