@@ -405,3 +405,36 @@ def test_a_difference_beyond_both_stds_is_starred_on_our_number_not_the_papers()
   # FGSM: Δ = 15.5 − 10.5 = 5 > max std 0.71; clean: Δ = 0.5 < 2.12.
   assert "Clean +0.50, paper +0.50;" in line and "FGSM +5.00 *, paper +1.00" in line
   assert "1 of 1 robust differences beyond one std" in line
+
+
+def test_every_setting_the_report_names_is_a_row_of_its_table():
+  # rows.TABLES' figures and comparisons name settings; each must be run by a row set of that
+  # table (or be a paper row), or the report would silently draw or compare nothing.
+  paper = _io.read_json(report.PAPER_NUMBERS)
+  for table, spec in rows_lib.TABLES.items():
+    settings = {s.key for rs in rows_lib.ROW_SETS.values() if rs.table == table
+                for s in rs.settings}
+    named = set(spec.figures.figure3 + spec.figures.figure4 + spec.figures.figure5)
+    named |= {k for c in spec.comparisons for k in (c.baseline, c.other)}
+    assert named <= settings, (table, named - settings)
+    if table in paper["tables"]:
+      in_paper = {s.key for rs in rows_lib.ROW_SETS.values() if rs.table == table
+                  for s in rs.settings if s.in_paper}
+      assert in_paper <= set(paper["tables"][table]["rows"]), table
+  assert {rs.table for rs in rows_lib.ROW_SETS.values()} <= set(rows_lib.TABLES)
+
+
+def test_table_runs_leave_chance_out_and_mark_masked_runs():
+  rows = [_row("dlif-rho0", 0, {"clean": 0.30, "fgsm": 0.20}, 0.20),
+          _row("dlif-rho0", 1, {"clean": 0.082, "fgsm": 0.082}, 0.082),
+          _row("dlif-rho1", 0, {"clean": 0.20, "fgsm": 0.10}, 0.10),
+          _row("dlif-rho1", 1, {}, None)]
+  rows[2]["checks"] = [{"name": "zero-gradient", "passed": False, "message": "all-zero"}]
+  runs = analysis.table_runs(rows, num_classes=10)
+  assert [r["id"] for r in runs.done] == ["dlif-rho0-s0", "dlif-rho0-s1", "dlif-rho1-s0"]
+  assert [r["id"] for r in runs.at_chance] == ["dlif-rho0-s1"]
+  assert runs.masked == {"dlif-rho1-s0": ["zero-gradient"]}
+  assert runs.masked_settings == {"dlif-rho1"}
+  # Means in %, over the runs that learned only.
+  assert runs.stats["dlif-rho0"]["fgsm"].n == 1 and runs.stats["dlif-rho0"]["fgsm"].mean == 20.0
+  assert math.isclose(runs.stats["dlif-rho1"]["worst-case"].mean, 10.0)
