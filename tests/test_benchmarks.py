@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import sys
 
 import pytest
 
@@ -13,6 +14,8 @@ def _load(name):
   spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "benchmarks",
                                                                    f"{name}.py"))
   module = importlib.util.module_from_spec(spec)
+  # dataclasses look their module up in sys.modules to resolve string annotations.
+  sys.modules[name] = module
   spec.loader.exec_module(module)
   return module
 
