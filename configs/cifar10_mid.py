@@ -12,12 +12,8 @@ test set) on the first 2,000 test images: the paper's suite (FGSM, PGD-7/10/20/4
 APGD-DLR) and the standard cascade APGD-CE-100 → APGD-T (3 targets × 100 steps, AutoAttack uses
 9) → Square (1,000 queries, AutoAttack 5,000), with the gradient-masking checks.
 
-Pilot (2026-12-01, AMD EPYC, 2 cores, idle): ``python -m experiments.calibrate --config
-configs/cifar10_mid.py:at,rho=1 --train-size 50000 --test-size 10000 --parts train,attacks``:
-0.42–0.48 s per AT step (about 140 images/s), 85 min of training, 6 min for the paper's suite;
-the natural row 0.235 s per step (270 images/s), 45 min. Issue 14's calibration point (natural,
-this size, 4 epochs) reached 52.1 % after epoch 2 and 58.0 % after 4; a pilot at width 0.375
-reached 50.9 % after epoch 2 of 4 at about 1.5x the step time, so the budget buys epochs instead.
+Expect about 85 min of training per AT row and 45 min for the natural one on 2 idle cores (6 min
+for the paper's suite); the pilot behind these numbers is in docs/protocols.md.
 """
 
 import os

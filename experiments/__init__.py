@@ -10,4 +10,7 @@ One command each, run from the repository root (``python -m experiments.<name> -
 * ``sweep``     — train and evaluate a set of table rows, resumable, into one ``results.json``;
 * ``calibrate`` — time a few training steps and attack batches, and estimate a sweep's wall time;
 * ``report``    — ``docs/REPRODUCTION.md`` and its figures, written from the results files.
+
+The paper's rows are defined once, in :mod:`experiments.rows`; a sweep root's files (``row.json``,
+``results.json``) are read and collected by :mod:`experiments.results`.
 """

@@ -22,7 +22,7 @@ import os
 import time
 
 from experiments import common
-from jsnn import cli
+from jsnn import _io, cli
 
 
 CPU_TIMES = []   # Process CPU seconds of each _timed call, in order (all threads together).
@@ -191,7 +191,7 @@ def main(argv=None):
         f"{args.rows} runs: {result['total_s'] / 60:.1f} min "
         f"(load average {result['load_average'][0]:.2f} on {result['cpu_count']} cores)")
   if args.out:
-    common.write_json(args.out, result)
+    _io.write_json(args.out, result)
 
 
 if __name__ == "__main__":

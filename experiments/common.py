@@ -1,22 +1,23 @@
-"""Helpers shared by the experiment scripts: config loading, atomic JSON, matplotlib, statistics."""
+"""Helpers shared by the experiment scripts: config loading, provenance, matplotlib, workdir flags.
+
+JSON files are read and written with :mod:`jsnn._io`, statistics are in :mod:`experiments.stats`.
+"""
 
 from __future__ import annotations
 
 import datetime
-import json
-import math
 import os
 import shlex
 import subprocess
 import sys
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
   # ``configs`` is imported as a package from the repository root.
   sys.path.insert(0, REPO)
 
-from jsnn import cli  # noqa: E402  (no JAX import)
+from jsnn import _io, cli  # noqa: E402  (no JAX import)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -73,39 +74,8 @@ def load_config(spec: str, overrides: Sequence[str] = ()):
 
 
 # -------------------------------------------------------------------------------------------------
-# Files
+# Provenance
 # -------------------------------------------------------------------------------------------------
-
-
-def atomic_write(path: str, write: Callable[[Any], None], mode: str = "w") -> None:
-  """:func:`jsnn._io.atomic_write`, creating the directory first: a reader (or a killed writer)
-  never sees half a file."""
-  from jsnn import _io   # no JAX import: the report command stays light
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  _io.atomic_write(path, write, mode)
-
-
-def write_json(path: str, obj) -> None:
-  atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, default=_json_default) + "\n"))
-
-
-def read_json(path: str) -> Optional[Any]:
-  """The JSON at ``path``, or None when there is no such file; a damaged one raises, naming it."""
-  if not os.path.exists(path):
-    return None
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except ValueError as e:   # JSONDecodeError, UnicodeDecodeError
-    raise ValueError(f"cannot read {path}: not valid JSON ({e}); it is left untouched: restore "
-                     f"it, or move it away and rerun the command that wrote it") from e
-
-
-def _json_default(obj):
-  # NumPy and JAX scalars and arrays, without importing either here.
-  if hasattr(obj, "tolist"):
-    return obj.tolist()
-  raise TypeError(f"cannot write {type(obj).__name__} as JSON")
 
 
 def now() -> str:
@@ -148,13 +118,15 @@ def pyplot():
 
 
 def save_figure(fig, path: str, dpi: int = 120) -> None:
+  """Writes ``fig`` as a PNG atomically (creating the directory) and closes it."""
   plt = pyplot()
-  atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi), mode="wb")
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  _io.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi), mode="wb")
   plt.close(fig)
 
 
 # -------------------------------------------------------------------------------------------------
-# Statistics
+# Command lines
 # -------------------------------------------------------------------------------------------------
 
 
@@ -175,16 +147,3 @@ def group_workdirs(workdirs: Sequence[str], labels: Sequence[str],
   for workdir, label in zip(workdirs, labels):
     groups.setdefault(label, []).append(load(workdir))
   return list(groups.items())
-
-
-def mean_std(values: Iterable[float]) -> tuple[float, float, int]:
-  """Mean, sample standard deviation (n − 1; 0 for one value) and count."""
-  values = [float(v) for v in values]
-  n = len(values)
-  if not n:
-    return math.nan, math.nan, 0
-  mean = sum(values) / n
-  if n == 1:
-    return mean, 0.0, 1
-  var = sum((v - mean) ** 2 for v in values) / (n - 1)
-  return mean, math.sqrt(var), n

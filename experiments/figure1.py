@@ -43,7 +43,7 @@ import time
 import numpy as np
 
 from experiments import common
-from jsnn import cli
+from jsnn import _io, cli
 
 STEPS = 30
 THRESHOLD = 1.0          # u_th; currents are in units of u_th
@@ -289,7 +289,7 @@ def main(argv=None):
     path = os.path.join(args.out, f"figure1_{name}.png")
     plot(result, name, path)
     result["figures"][name] = os.path.basename(path)
-  common.write_json(os.path.join(args.out, "figure1.json"), result)
+  _io.write_json(os.path.join(args.out, "figure1.json"), result)
   v = result["verdict"]
   print(f"Figure 1 written to {args.out}; matches the paper's description: "
         f"{v['matches_paper']} (criteria met: {v['scores']})")

@@ -18,16 +18,15 @@ import os
 import numpy as np
 
 from experiments import common
-from jsnn import cli
+from jsnn import _io, cli
 
-SWEEP_FILE = "eps_sweep.json"
 
 
 def load_sweep(workdir: str) -> dict:
   """``{"epsilon_255": [...], "accuracy": [...], "ms_mppd": [...]}`` sorted by ε."""
-  data = common.read_json(os.path.join(workdir, SWEEP_FILE))
+  data = _io.read_json(os.path.join(workdir, _io.SWEEP_FILE))
   if data is None:
-    raise FileNotFoundError(f"no {SWEEP_FILE} in {workdir}: run python evaluate.py --workdir "
+    raise FileNotFoundError(f"no {_io.SWEEP_FILE} in {workdir}: run python evaluate.py --workdir "
                             f"{workdir} --mode sweep")
   points = sorted(data["points"], key=lambda p: p["epsilon_255"])
   return {"epsilon_255": [p["epsilon_255"] for p in points],
@@ -80,7 +79,7 @@ def main(argv=None):
             for label, sweeps in common.group_workdirs(args.workdir, args.label, load_sweep)]
   os.makedirs(args.out, exist_ok=True)
   plot(groups, os.path.join(args.out, "figure3.png"))
-  common.write_json(os.path.join(args.out, "figure3.json"), {
+  _io.write_json(os.path.join(args.out, "figure3.json"), {
       "groups": [{"label": g["label"], "accuracy": group_stats(g["sweeps"], "accuracy"),
                   "ms_mppd": group_stats(g["sweeps"], "ms_mppd")} for g in groups],
       "workdirs": [os.path.abspath(w) for w in args.workdir],

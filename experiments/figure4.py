@@ -21,9 +21,8 @@ import re
 import numpy as np
 
 from experiments import common
-from jsnn import cli
+from jsnn import _io, cli
 
-FACTORS_FILE = "dlif_factors.json"
 
 
 def spiking_layer_order(model, variables) -> list[tuple]:
@@ -103,7 +102,7 @@ def extract(workdir: str, which: str = "best") -> dict:
             "seed": config.seed,
             **summarise(factors_from_params(variables["params"],
                                             spiking_layer_order(model, variables)))}
-  common.write_json(os.path.join(workdir, FACTORS_FILE), result)
+  _io.write_json(os.path.join(workdir, _io.FACTORS_FILE), result)
   return result
 
 
@@ -156,7 +155,7 @@ def main(argv=None):
   labels = args.label + [run_label(r) for r in runs[len(args.label):]]
   os.makedirs(args.out, exist_ok=True)
   plot(runs, labels, os.path.join(args.out, "figure4.png"))
-  common.write_json(os.path.join(args.out, "figure4.json"),
+  _io.write_json(os.path.join(args.out, "figure4.json"),
                     {"runs": runs, "labels": labels, "command": common.command_line(),
                      "generated": common.now()})
   for run, label in zip(runs, labels):

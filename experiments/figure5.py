@@ -19,9 +19,8 @@ import os
 import numpy as np
 
 from experiments import common
-from jsnn import cli
+from jsnn import _io, cli
 
-METRICS_FILE = "metrics.jsonl"
 KEYS = ("ce", "ms_mppd")
 
 
@@ -32,7 +31,7 @@ def load_curves(workdir: str) -> dict:
   line of each epoch wins, as it belongs to the run that continued.
   """
   by_epoch = {}
-  path = os.path.join(workdir, METRICS_FILE)
+  path = os.path.join(workdir, _io.METRICS_FILE)
   with open(path) as f:
     for number, line in enumerate(f, 1):
       line = line.strip()
@@ -97,7 +96,7 @@ def main(argv=None):
             for label, curves in common.group_workdirs(args.workdir, args.label, load_curves)]
   os.makedirs(args.out, exist_ok=True)
   plot(groups, os.path.join(args.out, "figure5.png"))
-  common.write_json(os.path.join(args.out, "figure5.json"),
+  _io.write_json(os.path.join(args.out, "figure5.json"),
                     {"groups": [{"label": g["label"],
                                  **{k: group_stats(g["curves"], k) for k in KEYS
                                     if all(k in c for c in g["curves"])}} for g in groups],

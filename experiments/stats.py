@@ -1,4 +1,4 @@
-"""Paired differences across seeds, with Student-t confidence intervals (no JAX, no SciPy).
+"""Paired differences across seeds with Student-t intervals, and mean ± std (no JAX, no SciPy).
 
 Two settings trained with the same seeds (same initialisation, data order and perturbation draws)
 are compared seed by seed: ``d_s = b_s − a_s``. The 95 % interval of the mean difference is
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Mapping, Optional
+from typing import Iterable, Mapping, Optional
 
 # Two-sided 95 % quantiles t₀.₉₇₅ of Student's t by degrees of freedom; beyond 30, the normal's.
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
@@ -67,3 +67,16 @@ def paired_difference(a: Mapping[int, float], b: Mapping[int, float]) -> Optiona
   std = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
   half = t_quantile_975(n - 1) * std / math.sqrt(n)
   return PairedDifference(mean=mean, std=std, seeds=seeds, low=mean - half, high=mean + half)
+
+
+def mean_std(values: Iterable[float]) -> tuple[float, float, int]:
+  """Mean, sample standard deviation (n − 1; 0 for one value) and count."""
+  values = [float(v) for v in values]
+  n = len(values)
+  if not n:
+    return math.nan, math.nan, 0
+  mean = sum(values) / n
+  if n == 1:
+    return mean, 0.0, 1
+  var = sum((v - mean) ** 2 for v in values) / (n - 1)
+  return mean, math.sqrt(var), n

@@ -41,7 +41,7 @@ import time
 from typing import Optional, Sequence
 
 from experiments import common
-from jsnn import cli
+from jsnn import _io, cli
 
 SUITES_FILE = "suites.json"
 
@@ -154,7 +154,7 @@ def run(models: Sequence[tuple[str, str]], config_spec: str, root: str,
     })
     out = {"config": config_spec, "overrides": list(overrides), "models": entries,
            "command": common.command_line(), "git": common.git_commit(), "updated": common.now()}
-    common.write_json(os.path.join(root, SUITES_FILE), out)
+    _io.write_json(os.path.join(root, SUITES_FILE), out)
   return out
 
 

@@ -42,7 +42,7 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 
 from experiments import common
-from jsnn import cli
+from jsnn import _io, cli
 
 
 class WeightLayer(NamedTuple):
@@ -87,18 +87,16 @@ def vgg_weight_layers(model, variables) -> list[WeightLayer]:
   return out
 
 
-def time_gain(leak: float, steps: int) -> float:
-  """``‖L_T‖₂``: the exact L2 gain over T steps of ``ε[t] = λ·ε[t−1] + J[t]`` per unit ‖W‖."""
-  t = np.arange(steps)
-  lower = np.tril(leak ** (t[:, None] - t[None, :]).astype(np.float64))
-  return float(np.linalg.norm(lower, 2))
-
-
 def counterexample(leak: float, horizons=(4, 8, 16, 32, 100, 1000)) -> dict:
   """Where the paper's time factor sqrt(1/(1−λ)) stops bounding the exact gain ‖L_T‖."""
+  from jsnn import perturbation   # pylint: disable=import-outside-toplevel
+
+  def time_gain(steps: int) -> float:   # the exact gain ‖L_T‖ per unit ‖W‖
+    return float(perturbation.leak_operator_norm(leak, int(steps)))
+
   paper = float(np.sqrt(1 / (1 - leak)))
-  gains = {int(h): time_gain(leak, h) for h in horizons}
-  first = next((h for h in range(1, 2001) if time_gain(leak, h) > paper), None)
+  gains = {int(h): time_gain(h) for h in horizons}
+  first = next((h for h in range(1, 2001) if time_gain(h) > paper), None)
   return {"leak": leak, "paper_factor": paper, "valid_factor_any_T": 1 / (1 - leak),
           "exact_factor_by_T": gains, "first_T_exceeding_paper_factor": first}
 
@@ -171,7 +169,7 @@ def analyse(model, variables, images, labels, *, key, attack: str = "pgd10",
   image_delta = (images - adv) / std.reshape(1, 1, 1, -1)
 
   time_factor = float(np.sqrt(1 / (1 - leak)))
-  exact_factor = time_gain(leak, time_steps)
+  exact_factor = float(perturbation.leak_operator_norm(leak, time_steps))
   rows = []
   for layer in vgg_weight_layers(model, variables):
     x = _layer_input(layer, image_delta, spike_deltas, time_steps)
@@ -291,7 +289,7 @@ def main(argv=None):
   os.makedirs(args.out, exist_ok=True)
   result["figure"] = f"theorem31_{name}.png"
   plot(result, os.path.join(args.out, result["figure"]))
-  common.write_json(os.path.join(args.out, f"theorem31_{name}.json"), result)
+  _io.write_json(os.path.join(args.out, f"theorem31_{name}.json"), result)
   for r in result["layers"]:
     p = r["pre_bn"]
     print(f"{r['layer']:>8}: max ratio {p['ratio_max']:.4g} ≤ exact {p['exact_gain']:.4g} "

@@ -1,10 +1,22 @@
-"""File writes that a reader, or a killed writer, never sees half done; checks before writing."""
+"""File writes that a reader, or a killed writer, never sees half done; checks before writing.
 
+Also the names of the files a workdir holds, defined once for the library and the experiments
+(this module imports no JAX, so the report can read them on a machine without one).
+"""
+
+import json
 import os
 import tempfile
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from jsnn import errors
+
+# The files of a workdir, by what writes them.
+METRICS_FILE = "metrics.jsonl"          # the training loop: one line per epoch
+ROBUSTNESS_FILE = "robustness.json"     # jsnn.evaluation.evaluate_checkpoint
+FLAGS_FILE = "robustness_flags.npz"     # its per-example flags
+SWEEP_FILE = "eps_sweep.json"           # jsnn.evaluation.sweep_epsilon (Figure 3)
+FACTORS_FILE = "dlif_factors.json"      # experiments.figure4 (the trained DLIF factors)
 
 
 class NotWritable(errors.Error, OSError):
@@ -58,3 +70,31 @@ def check_writable(directories: Sequence[str], files: Sequence[str] = (), *,
         open(path, "a").close()
       except OSError as e:
         raise NotWritable(f"cannot write to {path} ({e.strerror or e}){todo}") from e
+
+
+def write_json(path: str, obj) -> None:
+  """Writes ``obj`` as indented JSON atomically, creating the directory first.
+
+  NumPy and JAX scalars and arrays are written as numbers and lists.
+  """
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, default=_json_default) + "\n"))
+
+
+def read_json(path: str) -> Optional[Any]:
+  """The JSON at ``path``, or None when there is no such file; a damaged one raises, naming it."""
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except ValueError as e:   # JSONDecodeError, UnicodeDecodeError
+    raise ValueError(f"cannot read {path}: not valid JSON ({e}); it is left untouched: restore "
+                     f"it, or move it away and rerun the command that wrote it") from e
+
+
+def _json_default(obj):
+  # NumPy and JAX scalars and arrays, without importing either here.
+  if hasattr(obj, "tolist"):
+    return obj.tolist()
+  raise TypeError(f"cannot write {type(obj).__name__} as JSON")

@@ -38,7 +38,7 @@ class TrainingDiverged(errors.Error, FloatingPointError):
 # -------------------------------------------------------------------------------------------------
 
 
-METRICS_FILE = "metrics.jsonl"
+METRICS_FILE = _io.METRICS_FILE
 
 
 class MetricWriter:

@@ -11,8 +11,12 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import common, figure1, report, suites, sweep, theorem31
-from jsnn import attacks, models
+from experiments import common, figure1, stats, suites, sweep, theorem31
+from experiments import results as sweep_results
+from experiments import rows as rows_lib
+from experiments import report
+from experiments.report import analysis, reading
+from jsnn import _io, attacks, models, perturbation
 
 # -------------------------------------------------------------------------------------------------
 # The report
@@ -32,7 +36,7 @@ def _table2_report(tmp_path, rows, runs=()):
   """The report's text for a Table 2 results file holding ``rows``."""
   root = tmp_path / "results" / "table2_reduced"
   root.mkdir(parents=True)
-  common.write_json(str(root / "results.json"), {"runs": list(runs), "rows": rows})
+  _io.write_json(str(root / "results.json"), {"runs": list(runs), "rows": rows})
   return open(report.build([str(tmp_path / "results")], str(tmp_path / "docs"))).read()
 
 
@@ -94,7 +98,7 @@ def test_report_renders_the_suite_comparison(tmp_path):
       "eval": {"attacks": "clean,fgsm", "epsilon": 8 / 255, "num_examples": 500,
                "cascade_steps": 100, "apgd_targets": 9, "square_queries": 5000, "seed": 0},
       "estimator_names": ["bptr"], "transfer_from": {"workdir": "runs/s", "surrogate": "sigmoid"}}
-  common.write_json(str(root / "suites.json"), {"command": "python -m experiments.suites",
+  _io.write_json(str(root / "suites.json"), {"command": "python -m experiments.suites",
                                                "models": [model]})
   text = open(report.build([str(tmp_path / "results")], str(tmp_path / "docs"))).read()
   assert ("| DLIF AT ρ=1 | 30.00 | 15.00 | 12.00 | 14.00 | 25.00 | 11.00 | 4.00 |") in text
@@ -105,9 +109,9 @@ def test_report_renders_the_suite_comparison(tmp_path):
 
 
 def test_mean_std_is_the_sample_std():
-  mean, std, n = common.mean_std([40.0, 42.0])
+  mean, std, n = stats.mean_std([40.0, 42.0])
   assert (mean, n) == (41.0, 2) and math.isclose(std, math.sqrt(2))
-  assert common.mean_std([3.0])[1] == 0.0
+  assert stats.mean_std([3.0])[1] == 0.0
 
 
 # -------------------------------------------------------------------------------------------------
@@ -165,31 +169,30 @@ def test_strict_threshold_fires_only_above():
 
 def _fake_complete_row(root, row):
   """Writes the files a finished row leaves, for the row's own config."""
-  config = sweep.row_config(row)
+  config = rows_lib.row_config(row)
   rowdir = os.path.join(root, row.id)
   os.makedirs(rowdir)
-  common.write_json(os.path.join(rowdir, sweep.ROW_FILE), {
+  _io.write_json(os.path.join(rowdir, sweep_results.ROW_FILE), {
       "row": {"id": row.id}, "config": config.to_dict(), "training": {"done": True},
       "status": "complete",
       "phases": {"train": {"calls": [{"wall_s": 100.0, "start_time": 0.0}], "done": True}}})
   e = config.eval
-  common.write_json(os.path.join(rowdir, sweep.ROBUSTNESS_FILE), {
+  _io.write_json(os.path.join(rowdir, _io.ROBUSTNESS_FILE), {
       "attacks": {name: {"accuracy": 0.25, "num_examples": e.num_examples, "epsilon": e.epsilon,
                          "checkpoint": e.checkpoint, "wall_time_s": 1.0}
                   for name in e.attacks.split(",")},
       "worst_case": {"accuracy": 0.2}, "check_runs": {"large_epsilon": {}}, "checks": []})
-  common.write_json(os.path.join(rowdir, sweep.SWEEP_FILE), {"points": [
+  _io.write_json(os.path.join(rowdir, _io.SWEEP_FILE), {"points": [
       {"epsilon_255": float(x), "total": e.num_examples, "accuracy": 0.1, "ms_mppd": 1.0}
       for x in e.sweep_epsilons.split(",")]})
-  common.write_json(os.path.join(rowdir, sweep.FACTORS_FILE), {"factors": [[1.0]]})
-  with open(os.path.join(rowdir, sweep.METRICS_FILE), "w") as f:
+  _io.write_json(os.path.join(rowdir, _io.FACTORS_FILE), {"factors": [[1.0]]})
+  with open(os.path.join(rowdir, _io.METRICS_FILE), "w") as f:
     f.write(json.dumps({"epoch": 4, "step": 316, "test_accuracy": 0.3, "ce": 2.0}) + "\n")
   return rowdir
 
 
 def test_sweep_skips_complete_rows_and_reruns_only_missing_phases(tmp_path, monkeypatch):
   import jsnn.evaluation
-  import jsnn.trainer
   from experiments import figure4
 
   calls = []
@@ -200,27 +203,28 @@ def test_sweep_skips_complete_rows_and_reruns_only_missing_phases(tmp_path, monk
       return {}
     return fn
 
-  monkeypatch.setattr(jsnn.trainer, "train_and_evaluate", forbidden("train"))
+  # Training runs train.py in its own process: the sweep's call of it is replaced.
+  monkeypatch.setitem(sweep._RUN_PHASE, "train", forbidden("train"))
   monkeypatch.setattr(jsnn.evaluation, "evaluate_checkpoint", forbidden("evaluate"))
   monkeypatch.setattr(jsnn.evaluation, "sweep_epsilon", forbidden("sweep"))
   monkeypatch.setattr(figure4, "extract", forbidden("factors"))
 
-  rows = sweep.make_rows("table2", "reduced", [0], only=["dlif-rho1"])
+  rows = rows_lib.make_rows("table2", "reduced", [0], only=["dlif-rho1"])
   assert [r.id for r in rows] == ["dlif-rho1-s0"] and rows[0].figure3
   root = str(tmp_path)
   rowdir = _fake_complete_row(root, rows[0])
   out = sweep.run_sweep(rows, root, log=lambda line: None)
   assert calls == [] and out["failed"] == []
-  results = common.read_json(os.path.join(root, sweep.RESULTS_FILE))
+  results = _io.read_json(os.path.join(root, sweep_results.RESULTS_FILE))
   (entry,) = results["rows"]
   assert entry["id"] == "dlif-rho1-s0" and entry["accuracies"]["pgd10"] == 0.25
   assert entry["training"]["final_test_accuracy"] == 0.3
 
   # One attack missing: only the evaluation runs again, not the training.
-  path = os.path.join(rowdir, sweep.ROBUSTNESS_FILE)
-  robustness = common.read_json(path)
+  path = os.path.join(rowdir, _io.ROBUSTNESS_FILE)
+  robustness = _io.read_json(path)
   del robustness["attacks"]["apgd-ce"]
-  common.write_json(path, robustness)
+  _io.write_json(path, robustness)
   sweep.run_sweep(rows, root, log=lambda line: None)
   assert calls == ["evaluate"]
 
@@ -264,27 +268,27 @@ def test_a_key_added_after_a_row_trained_keeps_it_done_only_at_its_default():
 
 
 def test_row_sets_cover_the_brief():
-  table2 = sweep.make_rows("table2", "reduced", [0, 1, 2])
+  table2 = rows_lib.make_rows("table2", "reduced", [0, 1, 2])
   assert len(table2) == 33
   assert {r.arg for r in table2 if r.seed == 0} >= {"at,rho=1,placement=leak,seed=0",
                                                      "at,rho=1,distance=tasad,seed=0"}
-  full = sweep.make_rows("table1_vgg11", "full", [42])
+  full = rows_lib.make_rows("table1_vgg11", "full", [42])
   assert {r.config for r in full} == {"configs/cifar10_vgg11.py"} and len(full) == 8
-  reduced = sweep.make_rows("table1_wrn16", "reduced", [0])
-  config = sweep.row_config(reduced[0])
+  reduced = rows_lib.make_rows("table1_wrn16", "reduced", [0])
+  config = rows_lib.row_config(reduced[0])
   assert config.model.name == "wrn16" and config.model.neuron == "lif"
   # Table 1's reduced models train with batch 32, VGG11 at T = 8; Table 2's VGG5 is unchanged.
   assert (config.training.batch_size, config.model.time_steps) == (32, 4)
-  vgg11 = sweep.row_config(sweep.make_rows("table1_vgg11", "reduced", [0])[0])
+  vgg11 = rows_lib.row_config(rows_lib.make_rows("table1_vgg11", "reduced", [0])[0])
   assert (vgg11.training.batch_size, vgg11.model.time_steps) == (32, 8)
-  assert (sweep.row_config(table2[0]).training.batch_size, sweep.row_config(table2[0]).model
+  assert (rows_lib.row_config(table2[0]).training.batch_size, rows_lib.row_config(table2[0]).model
           .time_steps) == (64, 4)
   # CIFAR-100's Table 1 runs only at full scale (no offline data for a reduced one).
-  c100 = sweep.make_rows("table1_cifar100_wrn16", "full", [42])
+  c100 = rows_lib.make_rows("table1_cifar100_wrn16", "full", [42])
   assert {r.config for r in c100} == {"configs/cifar100_wrn16.py"} and len(c100) == 8
-  assert sweep.row_config(c100[0]).data.name == "cifar100"
+  assert rows_lib.row_config(c100[0]).data.name == "cifar100"
   with pytest.raises(ValueError, match="'table1_cifar100_vgg11' has no 'reduced' protocol"):
-    sweep.make_rows("table1_cifar100_vgg11", "reduced", [0])
+    rows_lib.make_rows("table1_cifar100_vgg11", "reduced", [0])
 
 
 def test_sweep_command_line_names_a_bad_protocol_or_seed(capsys):
@@ -325,7 +329,7 @@ def test_theorem31_ratios_stay_within_the_bounds_on_a_tiny_model():
   assert measured > 0 and result["all_within_paper_bound"]
   # The paper's time factor sqrt(1/(1−λ)) = 10 stops bounding the exact gain at T = 17.
   assert theorem31.counterexample(0.99)["first_T_exceeding_paper_factor"] == 17
-  assert theorem31.time_gain(0.99, 8) < 10 < theorem31.time_gain(0.99, 17)
+  assert perturbation.leak_operator_norm(0.99, 8) < 10 < perturbation.leak_operator_norm(0.99, 17)
 
 
 def test_figure4_orders_dlif_factors_by_the_forward_pass():
@@ -353,7 +357,7 @@ def test_runs_that_stayed_at_chance_are_listed_and_left_out_of_the_means(tmp_pat
   rows = [_row("dlif-rho0", 0, {"clean": 0.30, "fgsm": 0.20}, 0.20),
           _row("dlif-rho0", 1, {"clean": 0.082, "fgsm": 0.082}, 0.082),
           _row("dlif-rho0", 2, {"clean": 0.141, "fgsm": 0.10}, 0.10)]
-  assert [report.stayed_at_chance(r) for r in rows] == [False, True, False]
+  assert [analysis.stayed_at_chance(r) for r in rows] == [False, True, False]
   text = _table2_report(tmp_path, rows)
   line = next(l for l in text.splitlines() if l.startswith("| DLIF, AT, ρ = 0.0, MS-MPPD |"))
   # Mean of 30.0 and 14.1 over the two runs that learned; the third is counted apart.
@@ -383,8 +387,8 @@ def test_a_run_that_failed_a_masking_check_is_marked_but_kept_in_the_mean(tmp_pa
 
 
 def test_a_comparison_whose_side_stayed_at_chance_says_so():
-  learned = {"dlif-rho0": {"clean": report.Stat([30.0]), "fgsm": report.Stat([20.0])}}
-  lines = report.honest_reading("table2", learned, {}, ["clean", "fgsm"], [],
+  learned = {"dlif-rho0": {"clean": analysis.Stat([30.0]), "fgsm": analysis.Stat([20.0])}}
+  lines = reading.honest_reading("table2", learned, {}, ["clean", "fgsm"], [],
                                 at_chance={"dlif-rho1"})
   assert "DLIF ρ = 1 vs ρ = 0: not compared — every run of dlif-rho1 stayed at chance." in lines
   # A setting that was never run is not a comparison to report.
@@ -392,12 +396,45 @@ def test_a_comparison_whose_side_stayed_at_chance_says_so():
 
 
 def test_a_difference_beyond_both_stds_is_starred_on_our_number_not_the_papers():
-  stats = {"dlif-rho0": {"clean": report.Stat([20.0, 22.0]), "fgsm": report.Stat([10.0, 11.0])},
-           "dlif-rho1": {"clean": report.Stat([20.0, 23.0]), "fgsm": report.Stat([15.0, 16.0])}}
+  stats = {"dlif-rho0": {"clean": analysis.Stat([20.0, 22.0]), "fgsm": analysis.Stat([10.0, 11.0])},
+           "dlif-rho1": {"clean": analysis.Stat([20.0, 23.0]), "fgsm": analysis.Stat([15.0, 16.0])}}
   paper = {"dlif-rho0": {"values": {"clean": 85.0, "fgsm": 38.0}},
            "dlif-rho1": {"values": {"clean": 85.5, "fgsm": 39.0}}}
-  (line,) = [l for l in report.honest_reading("table2", stats, paper, ["clean", "fgsm"], [])
+  (line,) = [l for l in reading.honest_reading("table2", stats, paper, ["clean", "fgsm"], [])
              if l.startswith("DLIF ρ = 1 vs ρ = 0")]
   # FGSM: Δ = 15.5 − 10.5 = 5 > max std 0.71; clean: Δ = 0.5 < 2.12.
   assert "Clean +0.50, paper +0.50;" in line and "FGSM +5.00 *, paper +1.00" in line
   assert "1 of 1 robust differences beyond one std" in line
+
+
+def test_every_setting_the_report_names_is_a_row_of_its_table():
+  # rows.TABLES' figures and comparisons name settings; each must be run by a row set of that
+  # table (or be a paper row), or the report would silently draw or compare nothing.
+  paper = _io.read_json(report.PAPER_NUMBERS)
+  for table, spec in rows_lib.TABLES.items():
+    settings = {s.key for rs in rows_lib.ROW_SETS.values() if rs.table == table
+                for s in rs.settings}
+    named = set(spec.figures.figure3 + spec.figures.figure4 + spec.figures.figure5)
+    named |= {k for c in spec.comparisons for k in (c.baseline, c.other)}
+    assert named <= settings, (table, named - settings)
+    if table in paper["tables"]:
+      in_paper = {s.key for rs in rows_lib.ROW_SETS.values() if rs.table == table
+                  for s in rs.settings if s.in_paper}
+      assert in_paper <= set(paper["tables"][table]["rows"]), table
+  assert {rs.table for rs in rows_lib.ROW_SETS.values()} <= set(rows_lib.TABLES)
+
+
+def test_table_runs_leave_chance_out_and_mark_masked_runs():
+  rows = [_row("dlif-rho0", 0, {"clean": 0.30, "fgsm": 0.20}, 0.20),
+          _row("dlif-rho0", 1, {"clean": 0.082, "fgsm": 0.082}, 0.082),
+          _row("dlif-rho1", 0, {"clean": 0.20, "fgsm": 0.10}, 0.10),
+          _row("dlif-rho1", 1, {}, None)]
+  rows[2]["checks"] = [{"name": "zero-gradient", "passed": False, "message": "all-zero"}]
+  runs = analysis.table_runs(rows, num_classes=10)
+  assert [r["id"] for r in runs.done] == ["dlif-rho0-s0", "dlif-rho0-s1", "dlif-rho1-s0"]
+  assert [r["id"] for r in runs.at_chance] == ["dlif-rho0-s1"]
+  assert runs.masked == {"dlif-rho1-s0": ["zero-gradient"]}
+  assert runs.masked_settings == {"dlif-rho1"}
+  # Means in %, over the runs that learned only.
+  assert runs.stats["dlif-rho0"]["fgsm"].n == 1 and runs.stats["dlif-rho0"]["fgsm"].mean == 20.0
+  assert math.isclose(runs.stats["dlif-rho1"]["worst-case"].mean, 10.0)

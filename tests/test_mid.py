@@ -6,7 +6,11 @@ import os
 
 import pytest
 
-from experiments import common, report, report_mid, stats, sweep
+from experiments import common, stats
+from experiments import rows as rows_lib
+from experiments import report
+from experiments.report import mid as report_mid
+from jsnn import _io
 
 
 def test_mid_config_loads_and_validates():
@@ -25,7 +29,7 @@ def test_mid_config_loads_and_validates():
 
 
 def test_mid_rows_train_natural_once_and_pair_the_at_seeds():
-  rows = sweep.make_rows("mid", "mid", [0, 1, 2])
+  rows = rows_lib.make_rows("mid", "mid", [0, 1, 2])
   assert [r.id for r in rows] == ["dlif-natural-s0", "at-rho0-s0", "at-rho1-s0", "at-rho0-s1",
                                   "at-rho1-s1", "at-rho0-s2", "at-rho1-s2"]
   assert {r.config for r in rows} == {"configs/cifar10_mid.py"}
@@ -75,7 +79,7 @@ def mid_results(tmp_path):
 
 def test_mid_analysis_of_a_fixture(mid_results):
   _, rows = mid_results
-  a = report_mid.analyse(rows, common.read_json(report.PAPER_NUMBERS))
+  a = report_mid.analyse(rows, _io.read_json(report.PAPER_NUMBERS))
   pgd = a["paired"]["pgd10"]
   assert math.isclose(pgd["mean"], 10 / 3) and pgd["verdict"] == stats.WITHIN
   assert math.isclose(a["means"]["at-rho0"]["pgd10"]["mean"], 21.0)
@@ -93,7 +97,7 @@ def test_report_renders_the_mid_section(mid_results, tmp_path):
   results_dir, _ = mid_results
   path = report.build([str(results_dir)], str(tmp_path / "docs"))
   text = open(path).read()
-  assert f"## {report.MID_TITLE}" in text
-  section = text[text.index(report.MID_TITLE):]
+  assert f"## {rows_lib.MID_TITLE}" in text
+  section = text[text.index(rows_lib.MID_TITLE):]
   assert "| PGD10 | 3 | +3.33 [" in section and stats.WITHIN in section
   assert "at-rho0-s0" in section and "+3.00 |" in section

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from jsnn import attacks
-from jsnn._io import atomic_write
+from jsnn._io import SWEEP_FILE, atomic_write
 from jsnn.evaluation.records import eps255, read_json, settings_fingerprint, write_json
 from jsnn.evaluation.runner import (attack_settings, common_settings, counting_traces, measure,
                                     prepare)
@@ -18,7 +18,6 @@ from jsnn.evaluation.steps import attack_key, jit_step, make_sweep_step
 
 log = logging.getLogger("jsnn")
 
-SWEEP_FILE = "eps_sweep.json"
 SWEEP_PLOT = "eps_sweep.png"
 SWEEP_MPPD_PLOT = "eps_sweep_mppd.png"
 

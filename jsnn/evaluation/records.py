@@ -14,11 +14,10 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from jsnn import attacks
-from jsnn._io import atomic_write
+from jsnn._io import FLAGS_FILE, atomic_write
+from jsnn._io import ROBUSTNESS_FILE as RESULTS_FILE
 from jsnn.evaluation.settings import STANDARD, WORST_CASE
 
-RESULTS_FILE = "robustness.json"
-FLAGS_FILE = "robustness_flags.npz"
 CSV_FILE = "robustness.csv"
 # Table 1's column headers.
 DISPLAY_NAMES = {"clean": "Clean", "fgsm": "FGSM", "apgd-ce": "APGD-CE", "apgd-dlr": "APGD-DLR",

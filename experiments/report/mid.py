@@ -1,7 +1,8 @@
 """The mid-scale protocol's section of docs/REPRODUCTION.md (configs/cifar10_mid.py).
 
 Analysis (:func:`analyse`: plain numbers from the sweep's results.json rows) is kept apart from
-rendering (:func:`section`: Markdown, and the figures through the report's Figure 3–5 code). The
+rendering (:func:`section`: Markdown, and the figures through :mod:`experiments.report.figures`).
+The question and its pairs are :data:`experiments.rows.MID_PAIR` and its neighbours. The
 one question: does training with ρ·MS-MPPD make the adversarially trained DLIF VGG5 more robust?
 Answered by the paired difference ρ = 1 − ρ = 0 per attack (same seeds), its 95 % interval, and
 the paper's Table 1 (VGG11) and Table 2 (VGG5) differences beside it; and, per row, how far the
@@ -13,20 +14,16 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
+from experiments import rows as rows_lib
 from experiments import stats
+from experiments.report import figures
+from experiments.report.markdown import DISPLAY, fmt_seconds
 
 TABLE = "mid"
-BASELINE, TREATED = "at-rho0", "at-rho1"
-ATTACKS = ("clean", "fgsm", "pgd7", "pgd10", "pgd20", "pgd40", "apgd-ce", "apgd-dlr")
+ATTACKS = tuple(DISPLAY)
 # What the per-row tables add to the paper's columns: the cascade and the suites' worst cases.
 SUITE_COLUMNS = (("paper", "paper suite"), ("standard", "standard cascade"),
                  ("full", "worst case"))
-# The paper's ρ = 0 → ρ = 1 pairs for DLIF AT (paper_numbers.json).
-PAPER_PAIRS = (("table1_cifar10_vgg11", "at-rho0", "at-rho1", "Table 1 VGG11"),
-               ("table2", "dlif-rho0", "dlif-rho1", "Table 2 VGG5"))
-# The targets configs/cifar10_mid.py was sized for (%, on the evaluation images).
-TARGETS = (("dlif-natural", "clean", 75.0), ("at-rho0", "clean", 60.0),
-           ("at-rho0", "pgd10", 25.0))
 
 
 def _percent(x: Optional[float]) -> Optional[float]:
@@ -73,15 +70,17 @@ def analyse(rows: Sequence[dict], paper: dict) -> dict:
 
   paired = {}
   for col in columns:
-    d = stats.paired_difference(per_seed(BASELINE, col), per_seed(TREATED, col))
+    d = stats.paired_difference(per_seed(rows_lib.MID_PAIR.baseline, col),
+                                per_seed(rows_lib.MID_PAIR.other, col))
     if d is not None:
       paired[col] = {"mean": d.mean, "std": d.std, "low": d.low, "high": d.high,
                      "seeds": list(d.seeds), "verdict": d.verdict}
   paper_diffs = {}
-  for table, a, b, label in PAPER_PAIRS:
-    rows_ = paper["tables"][table]["rows"]
-    paper_diffs[label] = {k: rows_[b]["values"][k] - rows_[a]["values"][k]
-                          for k in rows_[a]["values"] if k in rows_[b]["values"]}
+  for pair in rows_lib.MID_PAPER_PAIRS:
+    rows_ = paper["tables"][pair.table]["rows"]
+    a, b = pair.comparison.baseline, pair.comparison.other
+    paper_diffs[pair.label] = {k: rows_[b]["values"][k] - rows_[a]["values"][k]
+                               for k in rows_[a]["values"] if k in rows_[b]["values"]}
   overstatement = {}
   for r in finished:
     v = values[r["id"]]
@@ -91,11 +90,11 @@ def analyse(rows: Sequence[dict], paper: dict) -> dict:
                                 "full": v.get("full"), "overstates_by": v["paper"] - v.get(
                                     "full", v["standard"])}
   targets = []
-  for setting, col, goal in TARGETS:
-    m = means.get(setting, {}).get(col)
-    targets.append({"setting": setting, "attack": col, "target": goal,
+  for t in rows_lib.MID_TARGETS:
+    m = means.get(t.setting, {}).get(t.attack)
+    targets.append({"setting": t.setting, "attack": t.attack, "target": t.percent,
                     "reached": None if m is None else m["mean"],
-                    "met": None if m is None else m["mean"] >= goal})
+                    "met": None if m is None else m["mean"] >= t.percent})
   return {"columns": columns, "values": values, "means": means, "paired": paired,
           "paper_differences": paper_diffs, "overstatement": overstatement, "targets": targets}
 
@@ -122,12 +121,12 @@ def _f(x: Optional[float], signed: bool = False) -> str:
   return f"{x:+.2f}" if signed else f"{x:.2f}"
 
 
-def section(rep, rows: Sequence[dict], roots: Sequence[str], paper: dict, *, display: dict,
-            title: str) -> dict:
+def section(rep, rows: Sequence[dict], roots: Sequence[str], paper: dict, *,
+            title: str = rows_lib.MID_TITLE) -> dict:
   """Writes the mid section into ``rep``; returns the analysis."""
   a = analyse(rows, paper)
   cols = a["columns"]
-  name = lambda c: display.get(c) or dict(SUITE_COLUMNS).get(c) or _cascade_name(c)
+  name = lambda c: DISPLAY.get(c) or dict(SUITE_COLUMNS).get(c) or _cascade_name(c)
   rep.add(f"## {title}", "")
   finished = [r for r in rows if r.get("accuracies")]
   pending = [r["id"] for r in rows if not r.get("accuracies")]
@@ -155,12 +154,11 @@ def section(rep, rows: Sequence[dict], roots: Sequence[str], paper: dict, *, dis
   rep.add("Per run (accuracy %):", "")
   rep.add("| run | " + " | ".join(name(c) for c in cols) + " | train | eval |",
           "|---|" + "---:|" * (len(cols) + 2))
-  from experiments import report   # pylint: disable=import-outside-toplevel
   for r in finished:
     v = a["values"][r["id"]]
     wall = (r.get("training") or {}).get("wall_s"), (r.get("evaluation") or {}).get("wall_s")
     rep.add(f"| {r['id']} | " + " | ".join(_f(v.get(c)) for c in cols)
-            + f" | {report.fmt_seconds(wall[0])} | {report.fmt_seconds(wall[1])} |")
+            + f" | {fmt_seconds(wall[0])} | {fmt_seconds(wall[1])} |")
   rep.add("")
 
   # Means.
@@ -204,5 +202,5 @@ def section(rep, rows: Sequence[dict], roots: Sequence[str], paper: dict, *, dis
       rep.add(f"| {run_id} | {_f(o['paper'])} | {_f(o['standard'])} | {_f(o['full'])} | "
               f"{_f(o['overstates_by'], signed=True)} |")
     rep.add("")
-  report.section_figures(rep, TABLE, list(finished), list(roots))
+  figures.section_figures(rep, TABLE, list(finished), list(roots))
   return a
