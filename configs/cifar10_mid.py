@@ -10,7 +10,7 @@ Rows take configs/cifar10_vgg5.py's arguments (``natural``, ``at,rho=1``, ``plac
 64 (the cosine schedule over those epochs); the final checkpoint is evaluated (no selection on the
 test set) on the first 2,000 test images: the paper's suite (FGSM, PGD-7/10/20/40, APGD-CE,
 APGD-DLR) and the standard cascade APGD-CE-100 → APGD-T (3 targets × 100 steps, AutoAttack uses
-9) → Square (1,000 queries, AutoAttack 5,000), with the gradient-masking checks.
+9) → Square (1,000 queries, AutoAttack 5,000), SA-PGD-100, with the gradient-masking checks.
 
 Expect about 85 min of training per AT row and 45 min for the natural one on 2 idle cores (6 min
 for the paper's suite); the pilot behind these numbers is in docs/protocols.md.

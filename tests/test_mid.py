@@ -23,7 +23,7 @@ def test_mid_config_loads_and_validates():
   settings = evaluation.settings_from_config(config)
   assert settings.num_examples >= 2000
   assert [s.name for s in settings.specs] == ["clean", "fgsm", "pgd7", "pgd10", "pgd20", "pgd40",
-                                              "apgd-ce", "apgd-dlr"]
+                                              "apgd-ce", "apgd-dlr", "sa-pgd100"]
   assert [s.kind for s in settings.cascade] == ["apgd", "apgd-t", "square"]
   assert settings.estimators == ()    # "none": the full suite without estimator variants
 
