@@ -212,6 +212,9 @@ def test_cli_prints_error_and_exits_2_without_traceback(tmp_path):
   assert "2.0" in proc.stderr and "Traceback" not in proc.stderr
 
 
+# slow: evaluation over several devices is also checked, against one process of four, in
+# tests/test_multiprocess.py.
+@pytest.mark.slow
 def test_cli_shards_over_two_devices(workdir):
   proc = _cli(f"--workdir={workdir}", "--config.eval.batch_size=3", devices=2)
   assert proc.returncode == 2 and "batch_size 3 is not divisible by the 2 devices" in proc.stderr

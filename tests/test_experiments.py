@@ -305,6 +305,9 @@ def test_sweep_command_line_names_a_bad_protocol_or_seed(capsys):
 # -------------------------------------------------------------------------------------------------
 
 
+# slow: trains and attacks a model layer by layer (about 30 s); the bound itself is tested in
+# tests/test_perturbation.py.
+@pytest.mark.slow
 def test_theorem31_ratios_stay_within_the_bounds_on_a_tiny_model():
   model = models.create_model("vgg5", num_classes=10, width=0.125, head_width=16, time_steps=2)
   variables = models.init_model(model, jax.random.key(0))

@@ -44,7 +44,8 @@ def section_figures(rep: Report, table: str, rows: list[dict], roots: list[str])
   settings = rows_lib.TABLES[table].figures
   runs = _Runs(rows, roots)
   protocol = rows[0].get("protocol") if rows else None
-  tag = f"{table}_{protocol}" if protocol else table
+  # The mid table has only the mid protocol: "mid", not "mid_mid".
+  tag = f"{table}_{protocol}" if protocol and protocol != table else table
   _figure3(rep, settings.figure3, runs, tag, protocol)
   _figure4(rep, settings.figure4, runs, tag, protocol)
   _figure5(rep, settings.figure5, runs, tag, protocol)
