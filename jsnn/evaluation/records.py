@@ -14,8 +14,8 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from jsnn import attacks
-from jsnn._io import FLAGS_FILE, atomic_write
-from jsnn._io import ROBUSTNESS_FILE as RESULTS_FILE
+from jsnn._io import FLAGS_FILE, atomic_write  # noqa: F401  (FLAGS_FILE re-exported)
+from jsnn._io import ROBUSTNESS_FILE as RESULTS_FILE  # noqa: F401  (re-exported)
 from jsnn.evaluation.settings import STANDARD, WORST_CASE
 
 CSV_FILE = "robustness.csv"
