@@ -1,6 +1,7 @@
 """Helpers shared by several test modules (plain functions; the fixtures live in conftest.py)."""
 
 from configs import default as default_config
+from configs import smoke
 
 
 def eval_config(attack_names: str, *, num_examples: int, batch_size: int, **eval_overrides):
@@ -16,4 +17,23 @@ def eval_config(attack_names: str, *, num_examples: int, batch_size: int, **eval
   config.eval.sanity_checks = False
   for key, value in eval_overrides.items():
     config.eval[key] = value
+  return config
+
+
+def tiny_train_config(mode=None, **training):
+  """configs/smoke.py (with its argument ``mode``, say "gaussian") shrunk to a two-step run.
+
+  `training` set further `config.training` fields (for example `epochs=1`).
+  """
+  config = smoke.get_config(mode)
+  config.model.width = 0.0625
+  config.model.head_width = 16
+  config.model.time_steps = 2
+  config.data.train_size = 64
+  config.training.batch_size = 8
+  config.training.steps_per_epoch = 2
+  config.training.eval_batch_size = 64
+  config.logging.progress_bar = False
+  for key, value in training.items():
+    config.training[key] = value
   return config

@@ -96,17 +96,9 @@ def test_bad_certify_settings(key_name, value, named):
 
 @pytest.fixture(scope="module")
 def tiny_workdir(tmp_path_factory):
-  from configs import smoke
   from jsnn import trainer
-  config = smoke.get_config("gaussian")
-  config.model.time_steps = 2
-  config.model.width = 0.0625
-  config.model.head_width = 16
-  config.training.gaussian_std = 0.25
-  config.training.steps_per_epoch = 2
-  config.training.epochs = 1
-  config.data.train_size = 64
-  config.logging.progress_bar = False
+  import helpers
+  config = helpers.tiny_train_config("gaussian", gaussian_std=0.25, epochs=1)
   workdir = str(tmp_path_factory.mktemp("certify"))
   trainer.train_and_evaluate(config, workdir)
   return workdir

@@ -10,25 +10,14 @@ import jax
 import numpy as np
 import pytest
 
-from configs import smoke
 from jsnn import checkpointing, data, trainer, workdir
+import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny_config(**training):
-  config = smoke.get_config()
-  config.model.width = 0.0625
-  config.model.head_width = 16
-  config.model.time_steps = 2
-  config.data.train_size = 64
-  config.training.batch_size = 8
-  config.training.steps_per_epoch = 2
-  config.training.eval_batch_size = 64
-  config.logging.progress_bar = False
-  for k, v in training.items():
-    config.training[k] = v
-  return config
+  return helpers.tiny_train_config(**training)
 
 
 def _params(summary):
