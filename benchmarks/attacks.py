@@ -39,10 +39,10 @@ ATTACKS = {"pgd10": "PGD-10", "apgd-ce": "APGD-10 (CE)", "apgd-t": "APGD-T (9 ta
 def _spec(attack_name, apgd_t_steps, square_queries):
   from jsnn import attacks
   if attack_name == "apgd-t":
-    return attacks.AttackSpec(name=f"apgd-t{apgd_t_steps}", kind="apgd-t", num_steps=apgd_t_steps,
+    return attacks.APGDTSpec(name=f"apgd-t{apgd_t_steps}", num_steps=apgd_t_steps,
                               loss="dlr", num_targets=9)
   if attack_name == "square":
-    return attacks.AttackSpec(name=f"square{square_queries}", kind="square",
+    return attacks.SquareSpec(name=f"square{square_queries}",
                               num_queries=square_queries)
   return attacks.get_attack_spec(attack_name)
 

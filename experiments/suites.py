@@ -76,11 +76,15 @@ def suite_accuracies(results: dict, flags: dict) -> dict:
     the evaluation did not run that part) and ``{"total"}``.
   """
   import numpy as np  # pylint: disable=import-outside-toplevel
+  from jsnn.evaluation import TaskKey  # pylint: disable=import-outside-toplevel
 
   attacks = results["attacks"]
 
   def flag(name):
-    return np.asarray(flags[f"{name}-{attacks[name]['fingerprint']}"], bool)
+    fingerprint = attacks[name]["fingerprint"]
+    # Schema 1 (results written before jsnn.evaluation.store) keyed them "<name>-<fingerprint>".
+    key = fingerprint if results.get("schema", 1) >= 2 else f"{name}-{fingerprint}"
+    return np.asarray(flags[key], bool)
 
   def worst(names):
     if not names:
@@ -88,9 +92,10 @@ def suite_accuracies(results: dict, flags: dict) -> dict:
     robust = np.logical_and.reduce([flag(n) for n in names])
     return float(robust.mean())
 
-  paper = [n for n in attacks if "@" not in n]
-  transfer = [n for n in attacks if n.endswith("@transfer")]
-  estimators = [n for n in attacks if "@" in n and n not in transfer]
+  keys = {n: TaskKey.parse(n) for n in attacks}
+  paper = [n for n, k in keys.items() if not k.variant]
+  transfer = [n for n, k in keys.items() if k.is_transfer]
+  estimators = [n for n, k in keys.items() if k.variant and not k.is_transfer]
   cascade = results.get("cascades", {}).get("standard")
   return {
       "clean": attacks["clean"]["accuracy"] if "clean" in attacks else None,

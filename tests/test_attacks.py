@@ -408,8 +408,8 @@ BAD_CALLS = [
      "'pgd5'; known attacks: clean, fgsm, pgd7"),
     (lambda f, x, y, key: attacks.get_attack_spec("pgd7", num_steps=0), "got 0"),
     (lambda f, x, y, key: attacks.get_attack_spec("pgd7", stepsize=0.1), "['stepsize']"),
-    (lambda f, x, y, key: attacks.get_attack_spec("fgsm", norm="l2"), "norm='l2'"),
-    (lambda f, x, y, key: attacks.AttackSpec(name="cw", kind="cw"), "'cw'"),
+    (lambda f, x, y, key: attacks.get_attack_spec("fgsm", norm="l2"), "['norm'] of FGSMSpec"),
+    (lambda f, x, y, key: attacks.parse_attack("cw"), "'cw'"),
     (lambda f, x, y, key: attacks.make_attack("apgd-ce")(f, x, y), "'apgd-ce'"),
     (lambda f, x, y, key: attacks.make_attack("pgd7")(f, x, y, key=key, epsilon=1.01), "1.01"),
 ]

@@ -127,7 +127,7 @@ def test_padded_last_batch_is_counted_once_and_in_order():
 def test_attack_step_traces_once_across_batches_and_epsilons():
   model = models.create_model("vgg5", num_classes=10, width=0.125, head_width=8, time_steps=2)
   variables = models.init_model(model, jax.random.key(0))
-  spec = attacks.AttackSpec(name="pgd2", kind="pgd", num_steps=2, random_start=True)
+  spec = attacks.PGDSpec(name="pgd2", num_steps=2, random_start=True)
   chex.clear_trace_counter()
   step = chex.assert_max_traces(evaluation.make_attack_step(spec, model), n=1)
   mesh = parallel.make_mesh()
@@ -344,8 +344,8 @@ def relabelled(workdir, monkeypatch):
                                         axis=-1))
     return images, np.concatenate([predictions, labels[NUM_EXAMPLES:]]), source
 
-  # The runner looks it up in its own namespace.
-  monkeypatch.setattr(evaluation.runner, "load_test_set", load_test_set)
+  # prepare() looks it up in its own module's namespace.
+  monkeypatch.setattr(evaluation.context, "load_test_set", load_test_set)
   return workdir
 
 
@@ -375,7 +375,7 @@ def test_standard_cascade_attacks_only_what_is_left_and_counts_its_budget(relabe
   before = np.ones(NUM_EXAMPLES, bool)
   for name in stages:
     stage = cascade["stages"][name]
-    after = stored[f"standard/{name}-{stage['fingerprint']}"]
+    after = stored[stage["fingerprint"]]
     assert stage["attacked"] == before.sum() and stage["correct"] == after.sum()
     if before.any():
       np.testing.assert_array_equal(subsets[f"standard/{name}"], np.flatnonzero(before))
@@ -447,7 +447,7 @@ def test_new_attack_steps_trace_once_across_batches_and_epsilons():
   variables = jax.device_put(variables, parallel.replicated(mesh))
   images = np.random.default_rng(0).integers(0, 256, (NUM_EXAMPLES, 32, 32, 3), dtype=np.uint8)
   labels = np.arange(NUM_EXAMPLES, dtype=np.int32) % 10
-  spec = attacks.AttackSpec(name="square8", kind="square", num_queries=8)
+  spec = attacks.SquareSpec(name="square8", num_queries=8)
   chex.clear_trace_counter()
   step = chex.assert_max_traces(evaluation.make_attack_step(spec, model, with_stats=True), n=1)
   jitted = evaluation.jit_step(step, mesh)
@@ -455,3 +455,46 @@ def test_new_attack_steps_trace_once_across_batches_and_epsilons():
     out = evaluation.run_batches(jitted, variables, images, labels, batch_size=BATCH_SIZE,
                                  mesh=mesh, key=jax.random.key(1), epsilon=epsilon)
     assert out["correct"].shape == (NUM_EXAMPLES,) and np.all(out["queries"] <= 8)
+
+
+def test_results_of_an_older_schema_are_moved_aside_and_evaluated_again(workdir):
+  config = _eval_config("clean,fgsm")
+  evaluation.evaluate_checkpoint(config, workdir)
+  path = os.path.join(workdir, evaluation.RESULTS_FILE)
+  old = _read(path)
+  del old["schema"]   # as every robustness.json written before the schema field
+  with open(path, "w") as f:
+    json.dump(old, f)
+  flags_before = open(os.path.join(workdir, evaluation.FLAGS_FILE), "rb").read()
+
+  again = evaluation.evaluate_checkpoint(config, workdir)
+  assert again["computed"] == ["clean", "fgsm"] and again["reused"] == []
+  # Nothing written is lost: the older files sit beside the new ones, byte for byte.
+  assert _read(os.path.join(workdir, "robustness_schema1.json")) == old
+  with open(os.path.join(workdir, "robustness_flags_schema1.npz"), "rb") as f:
+    assert f.read() == flags_before
+  assert _read(path)["schema"] == evaluation.SCHEMA
+  assert evaluation.evaluate_checkpoint(config, workdir)["reused"] == ["clean", "fgsm"]
+
+
+def test_a_cascade_stage_is_reused_only_with_every_stage_before_it(workdir):
+  def run(**overrides):
+    settings = dict(suite="standard", cascade_steps=2, apgd_targets=2, square_queries=6,
+                    epsilon=0.5 / 255)
+    return evaluation.evaluate_checkpoint(_eval_config(**{**settings, **overrides}), workdir)
+
+  stages = ["standard/apgd-ce2", "standard/apgd-t2", "standard/square6"]
+  assert run()["computed"] == ["clean"] + stages
+  # Square's budget is its own: the stages before it are reused.
+  changed = run(square_queries=7)
+  assert changed["reused"] == ["clean"] + stages[:2]
+  assert changed["computed"] == ["standard/square7"]
+  # APGD-T's targets change what Square attacks, so Square runs again after it.
+  changed = run(square_queries=7, apgd_targets=3)
+  assert changed["reused"] == ["clean", stages[0]]
+  assert changed["computed"] == [stages[1], "standard/square7"]
+  results = _read(os.path.join(workdir, evaluation.RESULTS_FILE))
+  chain = results["cascades"]["standard"]
+  assert chain["order"] == ["apgd-ce2", "apgd-t2", "square7"]
+  assert chain["stages"]["apgd-t2"]["after"] == chain["stages"]["apgd-ce2"]["fingerprint"]
+  assert chain["stages"]["square7"]["after"] == chain["stages"]["apgd-t2"]["fingerprint"]

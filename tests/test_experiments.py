@@ -71,11 +71,14 @@ def test_report_writes_the_table_with_paper_numbers_differences_and_std(tmp_path
   assert "`python -m experiments.sweep --rows table1_cifar100_vgg11 --protocol full`" in text
 
 
-def test_suite_accuracies_are_worst_cases_over_each_suites_flags():
+@pytest.mark.parametrize("schema", [1, 2])
+def test_suite_accuracies_are_worst_cases_over_each_suites_flags(schema):
   t, f = True, False
   flags = {"clean-a": np.array([t, t, t, t, f]), "fgsm-b": np.array([t, t, t, f, f]),
            "fgsm@bptr-c": np.array([t, f, t, t, f]), "fgsm@transfer-d": np.array([t, t, f, t, f])}
-  results = {"attacks": {"clean": {"fingerprint": "a", "accuracy": 0.8},
+  if schema == 2:   # flags keyed by the fingerprint alone
+    flags = {k.rpartition("-")[2]: v for k, v in flags.items()}
+  results = {"schema": schema, "attacks": {"clean": {"fingerprint": "a", "accuracy": 0.8},
                          "fgsm": {"fingerprint": "b", "accuracy": 0.6},
                          "fgsm@bptr": {"fingerprint": "c", "accuracy": 0.6},
                          "fgsm@transfer": {"fingerprint": "d", "accuracy": 0.6}},
@@ -314,7 +317,7 @@ def test_theorem31_ratios_stay_within_the_bounds_on_a_tiny_model():
   rng = np.random.default_rng(0)
   images = rng.random((4, 32, 32, 3), np.float32)
   labels = np.arange(4)
-  spec = attacks.AttackSpec(name="pgd2", kind="pgd", num_steps=2, random_start=True)
+  spec = attacks.PGDSpec(name="pgd2", num_steps=2, random_start=True)
   result = theorem31.analyse(model, variables, images, labels, key=jax.random.key(1),
                              attack=spec)
   assert [r["layer"] for r in result["layers"]] == ["Conv_0", "Conv_1", "Conv_2", "Dense_0",

@@ -1,6 +1,7 @@
-"""The pure-math layers never import Flax (STYLE.md §3: one-way dependencies)."""
+"""The floors' rules: one-way dependencies (STYLE.md §3), one name grammar, typed result keys."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -59,3 +60,34 @@ def test_the_pure_step_imports_no_loop_workdir_or_data_source():
   assert not names & {"jsnn.trainer", "jsnn.workdir", "jsnn.checkpointing", "jsnn.evaluation",
                       "jsnn.data.sources"}
   assert {"jsnn.data.augmentation", "jsnn.data.batching"} <= names
+
+
+def _source(path):
+  with open(path) as f:
+    return f.read()
+
+
+def test_attack_names_are_parsed_in_the_registry_only():
+  # One grammar: a regular expression over attack names anywhere else would be a second one.
+  registry = os.path.join(REPO, "jsnn", "attacks", "registry.py")
+  pattern = re.compile(r"re\.(compile|match|fullmatch|search)\(.*(pgd|apgd|square)")
+  offenders = [os.path.relpath(p, REPO) for p in _python_files("jsnn", "experiments")
+               if p != registry and pattern.search(_source(p))]
+  assert not offenders, offenders
+
+
+def test_result_keys_become_strings_only_in_the_plan():
+  # TaskKey.name builds "<attack>@<variant>" and TaskKey.parse reads it back; nothing else may.
+  plan = os.path.join(REPO, "jsnn", "evaluation", "plan.py")
+  pattern = re.compile(r"""["']@["']|["'][^"'\n]*\{[^}]*\}@|@\{""")
+  offenders = [os.path.relpath(p, REPO) for p in _python_files(os.path.join("jsnn", "evaluation"))
+               if p != plan and pattern.search(_source(p))]
+  assert not offenders, offenders
+  assert pattern.search(_source(plan))   # the check itself finds what it looks for
+
+
+def test_evaluation_never_switches_on_the_attack_kind():
+  # Each spec says what it needs (needs_key, uses_gradients, passes, step_size_at, record).
+  offenders = [os.path.relpath(p, REPO) for p in _python_files(os.path.join("jsnn", "evaluation"))
+               if re.search(r"\.kind\s*(==|!=|in\b)", _source(p))]
+  assert not offenders, offenders

@@ -142,20 +142,21 @@ def test_apgd_t_tries_targets_in_order_and_keeps_the_worst_case():
 def test_apgd_t_on_the_standard_cascade_spec_and_bad_inputs():
   cascade = attacks.standard_cascade()
   assert [s.name for s in cascade] == ["apgd-ce100", "apgd-t100", "square5000"]
-  assert [(s.kind, s.num_steps, s.num_targets, s.loss) for s in cascade[:2]] == [
-      ("apgd", 100, 9, "ce"), ("apgd-t", 100, 9, "dlr")]
+  assert [(s.kind, s.num_steps, s.loss) for s in cascade[:2]] == [
+      ("apgd", 100, "ce"), ("apgd-t", 100, "dlr")]
+  assert cascade[1].num_targets == 9
   assert cascade[2].num_queries == 5000 and all(s.needs_key for s in cascade)
   x = jnp.full((2,) + SHAPE, 0.5)
   y = jnp.zeros(2, jnp.int32)
   with pytest.raises(ValueError, match=re.escape("num_queries must be a Python int >= 1")):
-    attacks.AttackSpec(name="square0", kind="square", num_queries=0)
+    attacks.SquareSpec(name="square0", num_queries=0)
   with pytest.raises(ValueError, match=re.escape("num_queries must be a Python int >= 1")):
     attacks.square(_decoy_model(1.0), x, y, key=jax.random.key(0), epsilon=0.1, num_queries=0)
   with pytest.raises(ValueError, match="'hinge'"):
     attacks.apgd_targeted(_decoy_model(1.0), x, y, key=jax.random.key(0), epsilon=0.1,
                           num_steps=2, loss="hinge")
-  with pytest.raises(ValueError, match="L∞ norm only; got norm='l2'"):
-    attacks.AttackSpec(name="sq", kind="square", norm="l2")
+  with pytest.raises(TypeError, match="norm"):
+    attacks.SquareSpec(name="sq", norm="l2")   # Square is L∞ only: it has no norm to set
   with pytest.raises(ValueError, match="at least 4 classes"):
     two = lambda x: jnp.zeros((x.shape[0], 3))
     attacks.apgd_targeted(two, x, y, key=jax.random.key(0), epsilon=0.1, num_steps=2,
@@ -199,12 +200,12 @@ def _counted_linear_model(w):
 
 
 @pytest.mark.parametrize("spec", [
-    attacks.AttackSpec(name="clean", kind="clean"),
-    attacks.AttackSpec(name="fgsm", kind="fgsm"),
-    attacks.AttackSpec(name="pgd3", kind="pgd", num_steps=3, random_start=True),
-    attacks.AttackSpec(name="apgd-dlr3", kind="apgd", num_steps=3, loss="dlr", num_restarts=2),
-    attacks.AttackSpec(name="apgd-t3", kind="apgd-t", num_steps=3, loss="dlr", num_targets=2),
-    attacks.AttackSpec(name="square50", kind="square", num_queries=50, epsilon=0.02),
+    attacks.CleanSpec(name="clean"),
+    attacks.FGSMSpec(name="fgsm"),
+    attacks.PGDSpec(name="pgd3", num_steps=3, random_start=True),
+    attacks.APGDSpec(name="apgd-dlr3", num_steps=3, loss="dlr", num_restarts=2),
+    attacks.APGDTSpec(name="apgd-t3", num_steps=3, loss="dlr", num_targets=2),
+    attacks.SquareSpec(name="square50", num_queries=50, epsilon=0.02),
 ], ids=lambda s: s.name)
 def test_reported_passes_equal_the_passes_that_ran(spec):
   batch = 6
@@ -235,8 +236,8 @@ def test_reported_passes_equal_the_passes_that_ran(spec):
 def test_new_attacks_compile_once_for_all_batches_and_epsilons(name):
   w = 0.3 * jax.random.normal(jax.random.key(10), (DIM, 5))
   logits_fn = lambda x: x.reshape(x.shape[0], -1) @ w
-  spec = (attacks.AttackSpec(name="t", kind="apgd-t", num_steps=2, loss="dlr", num_targets=2)
-          if name == "apgd-t" else attacks.AttackSpec(name="s", kind="square", num_queries=20))
+  spec = (attacks.APGDTSpec(name="t", num_steps=2, loss="dlr", num_targets=2)
+          if name == "apgd-t" else attacks.SquareSpec(name="s", num_queries=20))
   attack = attacks.make_attack(spec)
   chex.clear_trace_counter()
 

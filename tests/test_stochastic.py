@@ -125,7 +125,7 @@ def test_eot_attack_step_traces_once_across_batches_and_epsilons():
   model = models.create_model("vgg5", num_classes=10, width=0.125, head_width=8, time_steps=2,
                               encoding="poisson")
   variables = models.init_model(model, jax.random.key(0))
-  spec = attacks.AttackSpec(name="pgd2", kind="pgd", num_steps=2, random_start=True)
+  spec = attacks.PGDSpec(name="pgd2", num_steps=2, random_start=True)
   chex.clear_trace_counter()
   step = chex.assert_max_traces(evaluation.make_attack_step(spec, model, eot_draws=3), n=1)
   mesh = parallel.make_mesh()

@@ -12,10 +12,13 @@ APGD's :func:`apgd_checkpoints`. Attacks: :func:`fgsm`, :func:`rfgsm`, :func:`pg
 (score-based), :func:`gaussian_noise`. A model whose gradient carries a state from one step to the
 next (ASSG) is a :class:`StatefulLogitsFn`.
 For stochastic models, :func:`expected_logits` (EOT) and :func:`majority_vote`.
-The paper's suite: :data:`PAPER_SUITE`, :func:`get_attack_spec`, :func:`make_attack`; the
-AutoAttack-style cascade: :func:`standard_cascade`.
+Specs, one per kind beside its attack (:class:`AttackSpec`, :class:`PGDSpec`, …); names
+(:func:`parse_attack`), the paper's suite (:data:`PAPER_SUITE`), :func:`make_attack`, and the
+AutoAttack-style cascade (:func:`standard_cascade`): :mod:`jsnn.attacks.registry`.
 """
 
+from jsnn.attacks.apgd import APGDSpec
+from jsnn.attacks.apgd import APGDTSpec
 from jsnn.attacks.apgd import ApgdResult
 from jsnn.attacks.apgd import apgd
 from jsnn.attacks.apgd import apgd_checkpoints
@@ -31,12 +34,15 @@ from jsnn.attacks.base import get_targeted_loss
 from jsnn.attacks.base import input_gradient
 from jsnn.attacks.base import normalized_step
 from jsnn.attacks.base import sign_step
+from jsnn.attacks.clean import CleanSpec
 from jsnn.attacks.eot import StochasticLogitsFn
 from jsnn.attacks.eot import expected_logits
 from jsnn.attacks.eot import majority_vote
+from jsnn.attacks.fgsm import FGSMSpec
 from jsnn.attacks.fgsm import fgsm
 from jsnn.attacks.fgsm import rfgsm
 from jsnn.attacks.noise import gaussian_noise
+from jsnn.attacks.pgd import PGDSpec
 from jsnn.attacks.pgd import default_step_size
 from jsnn.attacks.pgd import pgd
 from jsnn.attacks.pgd import pgd_step_size
@@ -47,34 +53,40 @@ from jsnn.attacks.projections import linf_sphere_start
 from jsnn.attacks.projections import project_l2
 from jsnn.attacks.projections import project_linf
 from jsnn.attacks.projections import uniform_linf_start
-from jsnn.attacks.registry import GRADIENT_KINDS
-from jsnn.attacks.registry import KINDS
 from jsnn.attacks.registry import PAPER_SUITE
-from jsnn.attacks.registry import AttackSpec
-from jsnn.attacks.registry import AttackStats
 from jsnn.attacks.registry import attack_passes
 from jsnn.attacks.registry import attack_names
 from jsnn.attacks.registry import get_attack_spec
 from jsnn.attacks.registry import make_attack
+from jsnn.attacks.registry import parse_attack
 from jsnn.attacks.registry import standard_cascade
+from jsnn.attacks.sapgd import SAPGDSpec
 from jsnn.attacks.sapgd import sapgd
 from jsnn.attacks.sapgd import sapgd_run
+from jsnn.attacks.spec import AttackSpec
+from jsnn.attacks.spec import AttackStats
 from jsnn.attacks.square import SquareResult
+from jsnn.attacks.square import SquareSpec
 from jsnn.attacks.square import square
 from jsnn.attacks.square import square_p
 from jsnn.attacks.square import square_run
 from jsnn.attacks.square import square_sizes
 
 __all__ = (
+    "APGDSpec",
+    "APGDTSpec",
     "ApgdResult",
     "AttackSpec",
     "AttackStats",
-    "GRADIENT_KINDS",
-    "KINDS",
+    "CleanSpec",
+    "FGSMSpec",
     "LogitsFn",
     "LossFn",
     "PAPER_SUITE",
+    "PGDSpec",
+    "SAPGDSpec",
     "SquareResult",
+    "SquareSpec",
     "StatefulLogitsFn",
     "StochasticLogitsFn",
     "TargetedLossFn",
@@ -99,6 +111,7 @@ __all__ = (
     "majority_vote",
     "make_attack",
     "normalized_step",
+    "parse_attack",
     "pgd",
     "pgd_step_size",
     "project_l2",

@@ -15,6 +15,7 @@ e.g. BatchNorm in eval mode), and ``eot_iter`` is fixed to 1 (the reference's se
 stochastic models wrap ``logits_fn`` with :func:`jsnn.attacks.expected_logits`).
 """
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import jax
@@ -25,6 +26,7 @@ import numpy as np
 from jsnn import losses
 from jsnn.attacks import base
 from jsnn.attacks import projections
+from jsnn.attacks.spec import AttackSpec
 
 # Momentum weight on the new step after the first iteration (the reference's fixed 0.75).
 MOMENTUM = 0.75
@@ -397,3 +399,76 @@ def apgd_targeted(
   target_indices = jnp.repeat(jnp.arange(num_targets), num_restarts)
   keys = jax.random.split(key, num_targets * num_restarts)
   return _first_fooling_points(x, ~initially_correct, run, (target_indices, keys))
+
+
+@dataclasses.dataclass(frozen=True)
+class APGDSpec(AttackSpec):
+  """APGD-CE / APGD-DLR (Croce & Hein, 2020) as the suite runs them (:func:`apgd`).
+
+  Attributes:
+    num_steps: iterations per restart.
+    loss: "ce" or "dlr".
+    norm: "linf" or "l2".
+    num_restarts: random starts.
+    rho: the oscillation threshold of the step-size rule.
+  """
+  num_steps: int = 10
+  loss: str = "ce"
+  norm: str = "linf"
+  num_restarts: int = 1
+  rho: float = 0.75
+  kind = "apgd"
+
+  def __post_init__(self):
+    super().__post_init__()
+    _check_args(self.epsilon, self.num_steps, self.loss, self.norm, self.rho)
+    base.check_num_steps(self.num_restarts, "num_restarts")
+
+  def _gradients(self) -> int:
+    return self.num_restarts * (self.num_steps + 1)
+
+  def passes(self) -> tuple[int, int]:
+    """One forward (which examples start out correct) + R·(k + 1) gradients."""
+    return 1 + self._gradients(), self._gradients()
+
+  def step_size_at(self, epsilon: float) -> float:
+    return 2 * epsilon   # the initial step; the rule adapts it from there
+
+  def record(self) -> dict:
+    return {"kind": self.kind, "steps": self.num_steps, "loss": self.loss, "norm": self.norm,
+            "restarts": self.num_restarts, "rho": self.rho}
+
+  def run(self, logits_fn, x, y, *, key, epsilon, mask):
+    del mask  # Fixed work per row: a mask would save nothing.
+    x_adv = apgd(logits_fn, x, y, key=key, epsilon=epsilon, num_steps=self.num_steps,
+                 loss=self.loss, norm=self.norm, num_restarts=self.num_restarts, rho=self.rho)
+    return x_adv, self.constant_stats(x)
+
+
+@dataclasses.dataclass(frozen=True)
+class APGDTSpec(APGDSpec):
+  """APGD-T: APGD on the targeted loss, once per target class (:func:`apgd_targeted`).
+
+  Attributes:
+    num_targets: the target classes, the top ones by clean logit other than the label.
+  """
+  loss: str = "dlr"
+  num_targets: int = 9
+  kind = "apgd-t"
+
+  def __post_init__(self):
+    super().__post_init__()
+    base.check_num_steps(self.num_targets, "num_targets")
+
+  def _gradients(self) -> int:
+    return self.num_targets * super()._gradients()
+
+  def record(self) -> dict:
+    return {**super().record(), "targets": self.num_targets}
+
+  def run(self, logits_fn, x, y, *, key, epsilon, mask):
+    del mask
+    x_adv = apgd_targeted(logits_fn, x, y, key=key, epsilon=epsilon, num_steps=self.num_steps,
+                          num_targets=self.num_targets, loss=self.loss, norm=self.norm,
+                          num_restarts=self.num_restarts, rho=self.rho)
+    return x_adv, self.constant_stats(x)

@@ -1,11 +1,14 @@
 """Single-step attacks: FGSM (evaluation) and the reference's RFGSM (adversarial training)."""
 
+import dataclasses
+
 import jax
 from jax.typing import ArrayLike
 
 from jsnn import losses
 from jsnn.attacks import base
 from jsnn.attacks import projections
+from jsnn.attacks.spec import AttackSpec
 
 
 def fgsm(
@@ -68,3 +71,26 @@ def rfgsm(
   grad, _, _ = base.input_gradient(losses.cross_entropy, logits_fn, x0, y)
   x_adv = projections.clip_to_box(x0 + base.sign_step(grad, base.as_scalar(step_size, x)))
   return jax.lax.stop_gradient(x_adv)
+
+
+@dataclasses.dataclass(frozen=True)
+class FGSMSpec(AttackSpec):
+  """FGSM (Eq. 3) as the suite runs it: one L∞ sign step of size ε on CE, no random start."""
+  kind = "fgsm"
+
+  @property
+  def needs_key(self) -> bool:
+    return False
+
+  def passes(self) -> tuple[int, int]:
+    return 1, 1
+
+  def step_size_at(self, epsilon: float) -> float:
+    return epsilon
+
+  def record(self) -> dict:
+    return {"kind": self.kind, "steps": 1, "loss": "ce", "norm": "linf"}
+
+  def run(self, logits_fn, x, y, *, key, epsilon, mask):
+    del key, mask
+    return fgsm(logits_fn, x, y, epsilon=epsilon), self.constant_stats(x)

@@ -1,10 +1,14 @@
 """Projected gradient descent (Madry et al., 2018) with the reference's settings (spec §5)."""
 
+import dataclasses
+from typing import Optional
+
 import jax
 from jax.typing import ArrayLike
 
 from jsnn.attacks import base
 from jsnn.attacks import projections
+from jsnn.attacks.spec import AttackSpec
 
 # The reference's PGD step sizes at ε = 8/255 (stable-snn standard.json), keyed by step count.
 PAPER_PGD_STEP_SIZES = {7: 2.55 / 255, 10: 2 / 255, 20: 1 / 255, 40: 0.5 / 255}
@@ -112,3 +116,52 @@ def pgd(
   # A stateful logits_fn (ASSG's moments) carries its state from step to step.
   x_adv, _ = base.iterate(num_steps, body, (x_adv, base.initial_state(logits_fn, x)))
   return x_adv
+
+
+@dataclasses.dataclass(frozen=True)
+class PGDSpec(AttackSpec):
+  """PGD-k (Eq. 4) as the suite runs it.
+
+  Attributes:
+    num_steps: k, the gradient steps.
+    step_size: α; None means ``2.5·ε/k`` at the ε of each call (:func:`default_step_size`).
+    loss: "ce" or "dlr".
+    norm: "linf" or "l2".
+    random_start: start from a random point of the ball (the reference does).
+  """
+  num_steps: int = 10
+  step_size: Optional[float] = None
+  loss: str = "ce"
+  norm: str = "linf"
+  random_start: bool = False
+  kind = "pgd"
+
+  def __post_init__(self):
+    super().__post_init__()
+    base.check_num_steps(self.num_steps)
+    base.check_norm(self.norm)
+    base.get_loss(self.loss)
+    if self.step_size is not None:
+      base.check_positive(self.step_size, "step_size")
+
+  @property
+  def needs_key(self) -> bool:
+    return self.random_start
+
+  def passes(self) -> tuple[int, int]:
+    return self.num_steps, self.num_steps
+
+  def step_size_at(self, epsilon: float) -> float:
+    return (self.step_size if self.step_size is not None
+            else default_step_size(epsilon, self.num_steps))
+
+  def record(self) -> dict:
+    return {"kind": self.kind, "steps": self.num_steps, "loss": self.loss, "norm": self.norm,
+            "random_start": self.random_start}
+
+  def run(self, logits_fn, x, y, *, key, epsilon, mask):
+    del mask  # Fixed work per row: a mask would save nothing.
+    x_adv = pgd(logits_fn, x, y, key=key, epsilon=epsilon, step_size=self.step_size_at(epsilon),
+                num_steps=self.num_steps, norm=self.norm, random_start=self.random_start,
+                loss=self.loss)
+    return x_adv, self.constant_stats(x)

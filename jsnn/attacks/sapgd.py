@@ -22,6 +22,7 @@ The pieces (:func:`l1_normalized`, :func:`update_moments`, :func:`clipped_step`,
 them with the schedule a static array indexed by the iteration counter, and no host round trip.
 """
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import jax
@@ -35,6 +36,7 @@ from jsnn.attacks import projections
 from jsnn.attacks.apgd import ApgdResult
 from jsnn.attacks.apgd import _first_fooling_points
 from jsnn.attacks.apgd import apgd_checkpoints
+from jsnn.attacks.spec import AttackSpec
 
 # The reference's decays of the first and second moments, and its initial step (η₀ = ε).
 FIRST_MOMENT_DECAY = 0.5
@@ -189,3 +191,42 @@ def sapgd(
                      loss=loss)
 
   return _first_fooling_points(x, ~initially_correct, run, jax.random.split(key, num_restarts))
+
+
+@dataclasses.dataclass(frozen=True)
+class SAPGDSpec(AttackSpec):
+  """SA-PGD-k (Wang et al., 2025) as the suite runs it (:func:`sapgd`), L∞ only.
+
+  Attributes:
+    num_steps: iterations per restart (the paper: 100).
+    loss: "ce" or "dlr".
+    num_restarts: random starts.
+  """
+  num_steps: int = 100
+  loss: str = "ce"
+  num_restarts: int = 1
+  kind = "sa-pgd"
+
+  def __post_init__(self):
+    super().__post_init__()
+    base.check_num_steps(self.num_steps)
+    base.check_num_steps(self.num_restarts, "num_restarts")
+    base.get_loss(self.loss)
+
+  def passes(self) -> tuple[int, int]:
+    """Counted like APGD: 1 forward + R·(k + 1) gradients."""
+    gradients = self.num_restarts * (self.num_steps + 1)
+    return 1 + gradients, gradients
+
+  def step_size_at(self, epsilon: float) -> float:
+    return INITIAL_STEP * epsilon
+
+  def record(self) -> dict:
+    return {"kind": self.kind, "steps": self.num_steps, "loss": self.loss, "norm": "linf",
+            "restarts": self.num_restarts}
+
+  def run(self, logits_fn, x, y, *, key, epsilon, mask):
+    del mask
+    x_adv = sapgd(logits_fn, x, y, key=key, epsilon=epsilon, num_steps=self.num_steps,
+                  loss=self.loss, num_restarts=self.num_restarts)
+    return x_adv, self.constant_stats(x)

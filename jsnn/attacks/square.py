@@ -26,6 +26,7 @@ deliberate:
   AutoAttack (``resc_schedule=True``).
 """
 
+import dataclasses
 from typing import NamedTuple
 
 import jax
@@ -36,6 +37,7 @@ import numpy as np
 from jsnn import losses
 from jsnn.attacks import base
 from jsnn.attacks import projections
+from jsnn.attacks.spec import AttackSpec, AttackStats
 
 P_INIT = 0.8  # The paper's initial fraction of pixels changed per iteration, for L∞.
 
@@ -236,3 +238,41 @@ def square(
   """
   return square_run(logits_fn, x, y, key=key, epsilon=epsilon, num_queries=num_queries,
                     p_init=p_init, mask=mask).x_adv
+
+
+@dataclasses.dataclass(frozen=True)
+class SquareSpec(AttackSpec):
+  """Square with a query budget, L∞ (:func:`square_run`); it stops once its batch is fooled.
+
+  Attributes:
+    num_queries: the budget per example, its start included (AutoAttack: 5,000).
+    p_init: the initial fraction of pixels per window.
+  """
+  num_queries: int = 5000
+  p_init: float = P_INIT
+  kind = "square"
+  uses_gradients = False
+  score_based = True
+
+  def __post_init__(self):
+    super().__post_init__()
+    base.check_num_steps(self.num_queries, "num_queries")
+    if not 0 < self.p_init <= 1:
+      raise ValueError(f"p_init must lie in (0, 1]; got {self.p_init!r}")
+
+  def passes(self) -> tuple[int, int]:
+    """The maximum: the clean forward, the start and ``num_queries − 1`` iterations."""
+    return 1 + self.num_queries, 0
+
+  def record(self) -> dict:
+    return {"kind": self.kind, "loss": "margin", "norm": "linf", "queries": self.num_queries,
+            "p_init": self.p_init}
+
+  def run(self, logits_fn, x, y, *, key, epsilon, mask):
+    result = square_run(logits_fn, x, y, key=key, epsilon=epsilon, num_queries=self.num_queries,
+                        p_init=self.p_init, mask=mask)
+    # Every row of the batch is evaluated at each iteration the loop ran; only active rows count
+    # the query.
+    forward = jnp.full(x.shape[:1], 2, jnp.int32) + result.num_iterations
+    return result.x_adv, AttackStats(forward=forward, backward=jnp.zeros_like(forward),
+                                     queries=result.queries)

@@ -7,7 +7,8 @@ spec §5) over every test image exactly once, and writes
 * ``robustness.json``: per attack its settings, accuracy, counts, wall time (compilation
   included) and the forward and backward passes it spends per image; the worst case over all
   attacks per example (AutoAttack's robust accuracy); and the sanity checks;
-* ``robustness_flags.npz``: per attack the per-example "still correct" flags the worst case needs;
+* ``robustness_flags.npz``: per attack the per-example "still correct" flags the worst case needs,
+  keyed by the fingerprint of the attack's settings;
 * ``robustness.csv``: the table as rows.
 
 The JSON and the flags are rewritten (atomically) after each attack, and a rerun reuses every
@@ -53,12 +54,18 @@ is zero or near zero.
 
 The package, each layer knowing nothing of those above it:
 
-* :mod:`~jsnn.evaluation.settings`: attack names and ``config.eval``, validated;
+* :mod:`~jsnn.evaluation.settings`: ``config.eval``, validated (attack names are parsed by
+  :func:`jsnn.attacks.parse_attack`);
+* :mod:`~jsnn.evaluation.context`: :func:`prepare`, the restored model, test set and gradients;
+* :mod:`~jsnn.evaluation.plan`: the frozen tasks and what identifies each result (:class:`TaskKey`
+  is the only place a result's key becomes a string and back);
+* :mod:`~jsnn.evaluation.store`: ``robustness.json`` and its flags, one reuse path, a schema;
 * :mod:`~jsnn.evaluation.steps`: the pure, jittable per-batch steps and the batched loop;
 * :mod:`~jsnn.evaluation.checks`: the worst case and the sanity checks, functions of the results;
 * :mod:`~jsnn.evaluation.records`: the table, the CSV and the files;
-* :mod:`~jsnn.evaluation.summary`: per-estimator worst cases, masking diagnostics, the report;
-* :mod:`~jsnn.evaluation.runner`: :func:`evaluate_checkpoint`, which puts them together;
+* :mod:`~jsnn.evaluation.summary`: the cascade's entry, per-estimator worst cases, masking
+  diagnostics, the report;
+* :mod:`~jsnn.evaluation.runner`: :func:`evaluate_checkpoint`, which loops over the plan;
 * :mod:`~jsnn.evaluation.epsilon_sweep`: :func:`sweep_epsilon` (Figure 3);
 * :mod:`~jsnn.evaluation.certification`: :func:`certify_checkpoint`, certified L2 accuracy by
   randomized smoothing (Cohen et al., 2019).
@@ -67,17 +74,20 @@ The package, each layer knowing nothing of those above it:
 from jsnn.evaluation.certification import (CERTIFY_ARRAYS, CERTIFY_FILE, CERTIFY_PLOT, RADII,
                                            certify_checkpoint, certify_from_counts,
                                            clopper_pearson_lower, predict_from_counts)
-from jsnn.evaluation.checks import (LARGE_EPSILON, LARGE_EPSILON_MAX_ACCURACY, TOLERANCE, Check,
-                                    sanity_checks, worst_case)
+from jsnn.attacks.registry import parse_attack
+from jsnn.evaluation.checks import (LARGE_EPSILON_MAX_ACCURACY, TOLERANCE, Check, sanity_checks,
+                                    worst_case)
+from jsnn.evaluation.context import CheckpointMismatch, Context, load_test_set, prepare
+from jsnn.evaluation.plan import LARGE_EPSILON, Task, TaskKey, plan
+from jsnn.evaluation.store import SCHEMA, Result, ResultStore
 from jsnn.evaluation.epsilon_sweep import (SWEEP_FILE, SWEEP_MPPD_PLOT, SWEEP_PLOT,
                                            sweep_epsilon)
 from jsnn.evaluation.records import (CSV_FILE, FLAGS_FILE, RESULTS_FILE, display_name,
                                      format_table, table_order)
-from jsnn.evaluation.runner import CheckpointMismatch, evaluate_checkpoint, load_test_set
+from jsnn.evaluation.runner import evaluate_checkpoint
 from jsnn.evaluation.settings import (FULL_ESTIMATORS, NEAR_ZERO_GRADIENT, STANDARD, SUITES,
                                       TRANSFER, WORST_CASE, EvalSettings, Estimator,
-                                      parse_attack, parse_estimator, passes_per_image,
-                                      settings_from_config)
+                                      parse_estimator, passes_per_image, settings_from_config)
 from jsnn.evaluation.steps import (attack_key, jit_step, make_attack_step,
                                    make_sweep_step, make_transfer_step, make_zero_gradient_step,
                                    run_batches)
@@ -94,6 +104,7 @@ __all__ = [
     "RADII",
     "Check",
     "CheckpointMismatch",
+    "Context",
     "CSV_FILE",
     "display_name",
     "Estimator",
@@ -114,6 +125,11 @@ __all__ = [
     "parse_attack",
     "parse_estimator",
     "passes_per_image",
+    "plan",
+    "prepare",
+    "Result",
+    "ResultStore",
+    "SCHEMA",
     "RESULTS_FILE",
     "run_batches",
     "sanity_checks",
@@ -125,6 +141,8 @@ __all__ = [
     "SWEEP_MPPD_PLOT",
     "SWEEP_PLOT",
     "table_order",
+    "Task",
+    "TaskKey",
     "TOLERANCE",
     "TRANSFER",
     "worst_case",

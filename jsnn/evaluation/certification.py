@@ -33,7 +33,9 @@ from jsnn import data, models
 from jsnn._io import atomic_write
 from jsnn.evaluation.records import read_flags, read_json, settings_fingerprint, write_flags
 from jsnn.evaluation.records import write_json
-from jsnn.evaluation.runner import common_settings, measure, prepare
+from jsnn.evaluation.context import prepare
+from jsnn.evaluation.plan import common_settings
+from jsnn.evaluation.runner import measure
 from jsnn.evaluation.steps import attack_key, jit_step
 
 log = logging.getLogger("jsnn")

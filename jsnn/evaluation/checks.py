@@ -6,17 +6,17 @@ from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 
+from jsnn.attacks import APGDSpec, APGDTSpec, PGDSpec, parse_attack
+from jsnn.evaluation.plan import LARGE_EPSILON_RUN, ZERO_GRADIENT_RUN, TaskKey
 from jsnn.evaluation.records import eps255
-from jsnn.evaluation.settings import NEAR_ZERO_GRADIENT, WORST_CASE, parse_attack
+from jsnn.evaluation.settings import NEAR_ZERO_GRADIENT, WORST_CASE
 
 # Sanity checks (see `sanity_checks`). A stronger attack may beat a weaker one's accuracy by at
 # most this much (a fraction, i.e. 0.5 percentage points) or one example, whichever is larger:
 # random starts make PGD's accuracy noisy by about that much, gradient masking by far more.
 TOLERANCE = 0.005
-# PGD-10 (α = ε/4) at this radius should leave (almost) nothing correct: 64/255 is a quarter of
-# the pixel range, far beyond any robust CIFAR model; more than this accuracy there means the
-# attack does not follow the loss (masked or obfuscated gradients).
-LARGE_EPSILON = 64 / 255
+# PGD-10 (α = ε/4) at LARGE_EPSILON should leave (almost) nothing correct; more than this
+# accuracy there means the attack does not follow the loss (masked or obfuscated gradients).
 LARGE_EPSILON_MAX_ACCURACY = 0.05
 
 
@@ -66,7 +66,9 @@ def sanity_checks(results: Mapping[str, Any]) -> list[Check]:
   """
   entries = results.get("attacks", {})
   runs = results.get("check_runs", {})
-  specs = {name: parse_attack(name) for name in entries if name != WORST_CASE and "@" not in name}
+  # The attacks under the evaluation's own gradient.
+  specs = {name: parse_attack(name) for name in entries
+           if name != WORST_CASE and not TaskKey.parse(name).variant}
   acc = {name: float(entries[name]["accuracy"]) for name in specs}
 
   def slack(*names):
@@ -77,7 +79,7 @@ def sanity_checks(results: Mapping[str, Any]) -> list[Check]:
     return f"{100 * x:.2f}%"
 
   checks = []
-  pgds = sorted((s.num_steps, n) for n, s in specs.items() if s.kind == "pgd")
+  pgds = sorted((s.num_steps, n) for n, s in specs.items() if isinstance(s, PGDSpec))
   if "fgsm" in acc and pgds:
     bad = [n for _, n in pgds if acc[n] > acc["fgsm"] + slack(n, "fgsm")]
     checks.append(Check(
@@ -93,7 +95,8 @@ def sanity_checks(results: Mapping[str, Any]) -> list[Check]:
         + ": more PGD steps should not help the model" if bad else
         "PGD accuracy does not rise with the steps (" + " → ".join(n for _, n in pgds) + ")"))
   pairs = [(n, f"pgd{s.num_steps}") for n, s in specs.items()
-           if s.kind == "apgd" and s.loss == "ce" and f"pgd{s.num_steps}" in acc]
+           if isinstance(s, APGDSpec) and not isinstance(s, APGDTSpec) and s.loss == "ce"
+           and f"pgd{s.num_steps}" in acc]
   if pairs:
     bad = [(a, p) for a, p in pairs if acc[a] > acc[p] + slack(a, p)]
     checks.append(Check(
@@ -101,20 +104,20 @@ def sanity_checks(results: Mapping[str, Any]) -> list[Check]:
         "; ".join(f"{a} {pct(acc[a])} above {p} {pct(acc[p])}" for a, p in bad)
         + ": APGD-CE should be at least as strong as PGD with the same steps" if bad else
         ", ".join(f"{a} ≤ {p}" for a, p in pairs)))
-  if "large_epsilon" in runs:
-    r = runs["large_epsilon"]
+  if LARGE_EPSILON_RUN in runs:
+    r = runs[LARGE_EPSILON_RUN]
     ok = r["accuracy"] <= LARGE_EPSILON_MAX_ACCURACY
     checks.append(Check(
         "large-epsilon", ok,
         f"PGD-10 at ε = {eps255(r['epsilon'])} leaves {pct(r['accuracy'])} correct "
         f"({'≤' if ok else '>'} {pct(LARGE_EPSILON_MAX_ACCURACY)})"
         + ("" if ok else ": the attack does not follow the loss (masked or obfuscated gradients)")))
-  for name in ["zero_gradient"] + sorted(n for n in runs if n.startswith("zero_gradient@")):
-    if name not in runs:
-      continue
+  zero = [n for n in runs if TaskKey.parse(n).attack == ZERO_GRADIENT_RUN]
+  for name in sorted(zero, key=lambda n: (n != ZERO_GRADIENT_RUN, n)):
     r = runs[name]
     count, near = int(r["count"]), r.get("near_zero_count")
-    under = f" under {name.split('@')[1]}" if "@" in name else ""
+    variant = TaskKey.parse(name).variant
+    under = f" under {variant}" if variant else ""
     bad = count > 0 or bool(near)
     text = f"{count} of {r['total']} test images are classified correctly with an all-zero input "
     text += f"gradient{under}"

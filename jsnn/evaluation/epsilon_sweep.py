@@ -11,10 +11,11 @@ import numpy as np
 from jsnn import attacks
 from jsnn._io import SWEEP_FILE, atomic_write
 from jsnn.evaluation.records import eps255, read_json, settings_fingerprint, write_json
-from jsnn.evaluation.runner import (attack_settings, common_settings, counting_traces, measure,
-                                    prepare)
-from jsnn.evaluation.settings import attack_step_size
+from jsnn.evaluation.context import prepare
+from jsnn.evaluation.plan import attack_record, common_settings
+from jsnn.evaluation.runner import measure
 from jsnn.evaluation.steps import attack_key, jit_step, make_sweep_step
+from jsnn.tracing import counting_traces
 
 log = logging.getLogger("jsnn")
 
@@ -56,9 +57,7 @@ def sweep_epsilon(config, workdir: str) -> dict[str, Any]:
                       "the last spiking layer), eval mode", **common_settings(ctx), "points": []}
   computed = []
   for epsilon in s.sweep_epsilons:
-    point_settings = {**attack_settings(spec, epsilon, ctx), "ms_mppd_leak": leak,
-                      "sweep": True}
-    point_settings["forward_passes_per_image"] += 1   # The clean forward for MS-MPPD.
+    point_settings = {**attack_record(spec, epsilon, ctx), "ms_mppd_leak": leak, "sweep": True}
     fingerprint = settings_fingerprint(point_settings)
     if fingerprint in old_points:
       sweep["points"].append(old_points[fingerprint])
@@ -67,7 +66,7 @@ def sweep_epsilon(config, workdir: str) -> dict[str, Any]:
                            desc=f"pgd10 ε={eps255(epsilon)}")
     correct = int(out["correct"].sum())
     point = {"epsilon": epsilon, "epsilon_255": epsilon * 255,
-             "step_size": attack_step_size(spec, epsilon), "accuracy": correct / len(ctx.labels),
+             "step_size": spec.step_size_at(epsilon), "accuracy": correct / len(ctx.labels),
              "correct": correct, "total": len(ctx.labels),
              "ms_mppd": float(out["ms_mppd"].astype(np.float64).mean()), **timing,
              "fingerprint": fingerprint}

@@ -91,17 +91,6 @@ def settings_fingerprint(settings: Mapping[str, Any]) -> str:
   return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def live_flags(results, stored_flags):
-  """The stored flags some JSON entry still refers to (older settings' flags are dropped)."""
-  live = {f"{name}-{entry.get('fingerprint')}" for section in ("attacks", "check_runs")
-          for name, entry in results.get(section, {}).items() if isinstance(entry, dict)}
-  for cascade_name, cascade in results.get("cascades", {}).items():
-    if isinstance(cascade, dict):
-      live |= {f"{cascade_name}/{name}-{entry.get('fingerprint')}"
-               for name, entry in cascade.get("stages", {}).items() if isinstance(entry, dict)}
-  return {k: v for k, v in stored_flags.items() if k in live}
-
-
 CSV_COLUMNS = ("attack", "accuracy", "correct", "total", "epsilon", "steps", "step_size", "loss",
                "norm", "seed", "wall_time_s", "forward_passes_per_image",
                "backward_passes_per_image", "checkpoint", "checkpoint_step", "surrogate",

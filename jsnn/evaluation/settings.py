@@ -1,14 +1,13 @@
-"""Evaluation settings: attack names, ``config.eval`` validated before any work, pass counts."""
+"""Evaluation settings: ``config.eval`` validated before any work, and pass counts."""
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Optional
 
 from jsnn import attacks, config_checks, spiking
-from jsnn.attacks.registry import (PAPER_EPSILON, STANDARD_QUERIES, STANDARD_STEPS,
-                                   STANDARD_TARGETS)
+from jsnn.attacks.registry import (STANDARD_QUERIES, STANDARD_STEPS, STANDARD_TARGETS,
+                                   check_epsilon, parse_attack)
 
 # Name of the per-example worst case over every attack (AutoAttack's robust accuracy).
 WORST_CASE = "worst-case"
@@ -29,79 +28,6 @@ NO_ESTIMATORS = "none"
 # underflowed (a saturated softmax, or surrogates whose tails vanish), so any step built on it is
 # rounding noise.
 NEAR_ZERO_GRADIENT = 1e-10
-
-# Step counts without leading zeros, so that each attack has one name.
-_PGD_RE = re.compile(r"^pgd(0|[1-9]\d*)$")
-_APGD_RE = re.compile(r"^apgd-(ce|dlr)(0|[1-9]\d*)$")
-_APGD_T_RE = re.compile(r"^apgd-t(0|[1-9]\d*)$")
-_SQUARE_RE = re.compile(r"^square(0|[1-9]\d*)$")
-_SAPGD_RE = re.compile(r"^sa-pgd(0|[1-9]\d*)$")
-
-
-def parse_attack(name: str, epsilon: float = PAPER_EPSILON, *,
-                 num_targets: int = STANDARD_TARGETS) -> attacks.AttackSpec:
-  """The attack called ``name`` at radius ``epsilon`` (names: see :mod:`jsnn.evaluation`).
-
-  Args:
-    name: a Table 1 name, or ``pgd<k>``, ``apgd-ce<k>``, ``apgd-dlr<k>``, ``apgd-t<k>``,
-      ``sa-pgd<k>``, ``square<q>``.
-    epsilon: L∞ radius in [0, 1].
-    num_targets: APGD-T's number of target classes.
-
-  Returns:
-    A validated AttackSpec with ``epsilon`` set and PGD's step size resolved.
-
-  Raises:
-    ValueError: an unknown name (the message lists the known ones), k < 1, or ε outside [0, 1].
-  """
-  check_epsilon(epsilon, "epsilon")
-  known = attacks.attack_names()
-  if name in known:
-    spec = attacks.get_attack_spec(name, epsilon=epsilon)
-    if spec.kind == "pgd" and spec.step_size is not None:
-      # The reference's step sizes are written for ε = 8/255; keep their ratio to ε elsewhere.
-      spec = dataclasses.replace(
-          spec, step_size=spec.step_size * (epsilon / PAPER_EPSILON))
-    return spec
-  sapgd_match = _SAPGD_RE.match(name)
-  if sapgd_match:
-    steps = int(sapgd_match.group(1))
-    if steps < 1:
-      raise ValueError(f"attack {name!r}: the number of steps must be >= 1, got {steps}")
-    return attacks.AttackSpec(name=name, kind="sa-pgd", epsilon=epsilon, num_steps=steps,
-                              loss="ce", random_start=True)
-  targeted_match, square_match = _APGD_T_RE.match(name), _SQUARE_RE.match(name)
-  if targeted_match or square_match:
-    count = int((targeted_match or square_match).group(1))
-    if count < 1:
-      what = "steps" if targeted_match else "queries"
-      raise ValueError(f"attack {name!r}: the number of {what} must be >= 1, got {count}")
-    if targeted_match:
-      return attacks.AttackSpec(name=name, kind="apgd-t", epsilon=epsilon, num_steps=count,
-                                loss="dlr", random_start=True, num_targets=num_targets)
-    return attacks.AttackSpec(name=name, kind="square", epsilon=epsilon, num_queries=count,
-                              random_start=True)
-  pgd_match, apgd_match = _PGD_RE.match(name), _APGD_RE.match(name)
-  if pgd_match or apgd_match:
-    steps = int((pgd_match or apgd_match).groups()[-1])
-    if steps < 1:
-      raise ValueError(f"attack {name!r}: the number of steps must be >= 1, got {steps}")
-    if pgd_match:
-      # Not in the reference's table (Table 1's PGD names are matched above): α = 2.5·ε/k.
-      return attacks.AttackSpec(name=name, kind="pgd", epsilon=epsilon, num_steps=steps,
-                                step_size=None, random_start=True)
-    return attacks.AttackSpec(name=name, kind="apgd", epsilon=epsilon, num_steps=steps,
-                              loss=apgd_match.group(1), random_start=True)
-  raise ValueError(f"unknown attack {name!r}; known attacks: {', '.join(known)}, or pgd<k>, "
-                   f"apgd-ce<k>, apgd-dlr<k>, apgd-t<k>, sa-pgd<k> for k >= 1 steps, square<q> for "
-                   f"q >= 1 queries")
-
-
-def check_epsilon(value, what: str) -> float:
-  if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-    raise ValueError(f"{what} must be a number in [0, 1] (images live in [0, 1]), got {value!r}")
-  return float(value)
-
 
 @dataclasses.dataclass(frozen=True)
 class EvalSettings:
@@ -253,7 +179,7 @@ def settings_from_config(config) -> EvalSettings:
   elif suite == "full":
     if "clean" not in names:
       specs = (parse_attack("clean"),) + specs
-    if not any(spec.kind == "sa-pgd" for spec in specs):
+    if not any(isinstance(spec, attacks.SAPGDSpec) for spec in specs):
       # The strongest published SNN attack, at the cascade's budget (100 steps by default).
       specs += (parse_attack(f"{SAPGD}{cascade_steps}", epsilon),)
   cascade = () if suite == "paper" else attacks.standard_cascade(
@@ -309,7 +235,7 @@ def passes_per_image(spec: attacks.AttackSpec, *, attack_draws: int = 1,
                      vote_draws: int = 1) -> tuple[int, int]:
   """``(forward, backward)`` passes an evaluation with ``spec`` spends per image.
 
-  Counted from the attacks' structure (:func:`jsnn.attacks.attack_passes`), plus the final forward
+  Counted from the attacks' structure (the spec's ``passes()``), plus the final forward
   that scores the adversarial image: clean 1 + 0; FGSM one gradient + 1 forward; PGD-k k
   gradients + 1; APGD-k with R restarts 1 forward (which examples start out correct) + R·(k + 1)
   gradients + 1; APGD-T the same with ``num_targets``·R runs. Every example of a batch runs every
@@ -319,18 +245,5 @@ def passes_per_image(spec: attacks.AttackSpec, *, attack_draws: int = 1,
   For a stochastic model each EOT draw counts as a pass: the attack's passes ``attack_draws``
   times, the scoring forward ``vote_draws`` times (the majority vote).
   """
-  forward, backward = attacks.attack_passes(spec)
+  forward, backward = spec.passes()
   return forward * attack_draws + vote_draws, backward * attack_draws
-
-
-def attack_step_size(spec: attacks.AttackSpec, epsilon: float) -> Optional[float]:
-  """The step size the attack uses at ``epsilon`` (APGD: its initial 2ε, then adaptive)."""
-  if spec.kind == "fgsm":
-    return epsilon
-  if spec.kind == "pgd":
-    return spec.step_size if spec.step_size is not None else 2.5 * epsilon / spec.num_steps
-  if spec.kind in ("apgd", "apgd-t"):
-    return 2 * epsilon
-  if spec.kind == "sa-pgd":
-    return epsilon
-  return None

@@ -1,85 +1,108 @@
-"""What an evaluation's per-example flags add up to, once every attack has run.
+"""What an evaluation's results add up to, once every task has run.
 
-Pure summaries of :func:`jsnn.evaluation.runner.evaluate_checkpoint`'s results: the worst case per
-gradient estimator, the gradient-masking diagnostics (Square or transfer attacks that beat every
-white-box attack, images with a zero input gradient) and the printed report. ``ctx`` is the
-runner's evaluation context; only its settings, model, variants, transfer source and labels are
-read.
+Pure functions of the tasks (``{TaskKey: Task}``) and their results (``{TaskKey: Result}``): the
+cascade's entry, the worst case per gradient estimator, the gradient-masking diagnostics (a
+score-based or transfer attack that beats every white-box attack, images with a zero input
+gradient) and the printed report.
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from jsnn import attacks, models
+from jsnn import models
 from jsnn.evaluation.checks import worst_case
+from jsnn.evaluation.context import Context
+from jsnn.evaluation.plan import Task, TaskKey
 from jsnn.evaluation.records import display_name, eps255, format_table
-from jsnn.evaluation.settings import STANDARD, TRANSFER
+from jsnn.evaluation.settings import STANDARD
+from jsnn.evaluation.store import Result, number
 
 
-def own_label(ctx) -> str:
+def own_label(ctx: Context) -> str:
   """The evaluation's own gradient, by its surrogate's name (marked if a variant has that name)."""
-  own = ctx.surrogate["name"]
+  own = ctx.own.gradient.surrogate
   return f"{own} (default)" if own in ctx.variants else own
 
 
-def estimator_summary(ctx, order, suite_flags, results) -> dict:
+def cascade_entry(ctx: Context, stages: Sequence[Task], done: Mapping[TaskKey, Result]) -> dict:
+  """The ``standard`` cascade's entry: its stages and, over them, the final accuracy, the passes
+  and queries per image (the clean forward that chose the first stage's images counted once) and
+  the wall time."""
+  entries = {t.key.attack: done[t.key].entry for t in stages}
+  start = done[stages[0].after]
+  final = done[stages[-1].key]
+  entry = {"stages": entries, "order": list(entries), "start_correct": int(start.flags.sum()),
+           "epsilon": ctx.settings.epsilon}
+  for key in ("forward_passes_per_image", "backward_passes_per_image", "queries_per_image"):
+    entry[key] = number(sum(float(st[key]) for st in entries.values())
+                        + ctx.eot_draws * key.startswith("forward"))
+  entry.update(accuracy=final.accuracy, correct=int(final.flags.sum()), total=len(final.flags),
+               wall_time_s=round(sum(float(st.get("wall_time_s", 0)) for st in entries.values()),
+                                 3),
+               after=start.entry["fingerprint"])
+  return entry
+
+
+def _attack_keys(tasks: Mapping[TaskKey, Task]) -> list[TaskKey]:
+  return [k for k, t in tasks.items() if t.section == "attacks"]
+
+
+def estimator_summary(ctx: Context, tasks: Mapping[TaskKey, Task],
+                      done: Mapping[TaskKey, Result]) -> dict:
   """Per estimator, its attacks' accuracies and worst case; per attack, the worst case across
   its estimators (the evaluation's own gradient is named after its surrogate)."""
   own = own_label(ctx)
-  by_estimator = {own: [n for n in order if "@" not in n and
-                        results["attacks"][n]["kind"] in attacks.GRADIENT_KINDS]}
+  keys = _attack_keys(tasks)
+  by_estimator = {own: [k for k in keys if not k.variant and tasks[k].spec.uses_gradients]}
   for variant in ctx.variants:
-    by_estimator[variant] = [n for n in order if n.endswith(f"@{variant}")]
+    by_estimator[variant] = [k for k in keys if k.variant == variant]
   summary = {"estimators": {}, "per_attack": {}}
   for est, names in by_estimator.items():
     if not names:
       continue
-    robust = worst_case({n: suite_flags[n] for n in names})
+    robust = worst_case({k.name: done[k].flags for k in names})
+    gradient = ctx.variants[est].gradient if est in ctx.variants else ctx.own.gradient
     summary["estimators"][est] = {
-        "attacks": {n.split("@")[0]: results["attacks"][n]["accuracy"] for n in names},
+        "attacks": {k.attack: done[k].accuracy for k in names},
         "worst_case_accuracy": int(robust.sum()) / len(robust),
-        **({"gradient_estimator": ctx.variants[est].surrogate["gradient_estimator"],
-            "surrogate": ctx.variants[est].surrogate["name"]} if est in ctx.variants else
-           {"gradient_estimator": "surrogate", "surrogate": own})}
+        "gradient_estimator": gradient.estimator,
+        "surrogate": gradient.surrogate if est in ctx.variants else own}
   if ctx.variants:
-    for name in by_estimator[own]:
-      names = [name] + [f"{name}@{v}" for v in ctx.variants]
-      robust = worst_case({n: suite_flags[n] for n in names})
-      summary["per_attack"][name] = {
+    for key in by_estimator[own]:
+      names = [key] + [TaskKey(key.attack, v) for v in ctx.variants]
+      robust = worst_case({k.name: done[k].flags for k in names})
+      summary["per_attack"][key.attack] = {
           "estimators": [own] + list(ctx.variants),
-          "accuracies": [results["attacks"][n]["accuracy"] for n in names],
+          "accuracies": [done[k].accuracy for k in names],
           "worst_case_accuracy": int(robust.sum()) / len(robust), "correct": int(robust.sum()),
           "total": len(robust)}
   return summary
 
 
-def masking_diagnostics(ctx, suite_flags, results, flags) -> dict:
-  """Square against the white-box attacks, and per estimator the (near-)zero gradients."""
+def masking_diagnostics(ctx: Context, tasks: Mapping[TaskKey, Task],
+                        done: Mapping[TaskKey, Result]) -> dict:
+  """Score-based attacks against the white-box attacks, transfer attacks likewise, and per
+  estimator the (near-)zero gradients."""
   out = {}
-  white_box = {n: f for n, f in suite_flags.items() if n != STANDARD and
-               not n.endswith(f"@{TRANSFER}") and
-               results["attacks"][n]["kind"] in attacks.GRADIENT_KINDS}
-  transfers = {n: ~np.asarray(f, bool) for n, f in suite_flags.items()
-               if n.endswith(f"@{TRANSFER}")}
-  squares = {n: ~np.asarray(f, bool) for n, f in suite_flags.items() if n != STANDARD and
-             results["attacks"][n]["kind"] == "square"}
-  cascade = results["cascades"].get(STANDARD)
-  if cascade:
-    order = cascade["order"]
-    stage_flags = {}
-    for name in order:
-      st = cascade["stages"][name]
-      stage_flags[name] = flags[f"{STANDARD}/{name}-{st['fingerprint']}"]
-    for i, name in enumerate(order):
-      if cascade["stages"][name]["kind"] == "square":
-        before = stage_flags[order[i - 1]] if i else None
-        if before is not None:
-          squares[f"{STANDARD}/{name}"] = np.asarray(before, bool) & ~stage_flags[name]
-      elif cascade["stages"][name]["kind"] in attacks.GRADIENT_KINDS:
-        white_box[f"{STANDARD}/{name}"] = stage_flags[name]
+  white_box, transfers, score_based = {}, {}, {}
+  for key in _attack_keys(tasks):
+    spec, flags = tasks[key].spec, done[key].flags
+    if key.is_transfer:
+      transfers[key.name] = ~flags
+    elif spec.uses_gradients:
+      white_box[key.name] = flags
+    elif spec.score_based:
+      score_based[key.name] = ~flags
+  stages = [t for t in tasks.values() if t.section == "cascade"]
+  for i, task in enumerate(stages):
+    if task.spec.score_based and i:
+      # The images this stage fooled among those the stages before it left correct.
+      score_based[task.key.name] = done[stages[i - 1].key].flags & ~done[task.key].flags
+    elif task.spec.uses_gradients:
+      white_box[task.key.name] = done[task.key].flags
 
   def beaten_by(fooled: Mapping[str, np.ndarray]) -> dict:
     """Images some run of ``fooled`` fooled while every white-box attack left them correct."""
@@ -87,28 +110,29 @@ def masking_diagnostics(ctx, suite_flags, results, flags) -> dict:
     return {"count": int(beaten.sum()), "total": len(beaten), "white_box": sorted(white_box),
             "examples": np.flatnonzero(beaten)[:20].tolist()}
 
-  if squares and white_box:
-    out["square_vs_white_box"] = {**beaten_by(squares), "square": sorted(squares)}
+  if score_based and white_box:
+    out["square_vs_white_box"] = {**beaten_by(score_based), "square": sorted(score_based)}
   if transfers and white_box:
     out["transfer_vs_white_box"] = {**beaten_by(transfers), "transfer": sorted(transfers),
                                     "source": ctx.transfer.record["workdir"]}
-  zero = {n: r for n, r in results["check_runs"].items()
-          if n.startswith("zero_gradient") and isinstance(r, dict)}
+  zero = [k for k, t in tasks.items() if t.section == "check_runs" and t.spec is None]
   if zero:
     out["zero_gradient"] = {
-        (n.split("@")[1] if "@" in n else own_label(ctx)):
-        {k: r.get(k) for k in ("count", "near_zero_count", "correct_clean", "fraction_of_correct",
-                               "near_zero_fraction_of_correct", "total")}
-        for n, r in zero.items()}
+        (k.variant or own_label(ctx)):
+        {f: done[k].entry.get(f) for f in ("count", "near_zero_count", "correct_clean",
+                                           "fraction_of_correct",
+                                           "near_zero_fraction_of_correct", "total")}
+        for k in zero}
   return out
 
 
-def format_report(ctx, results, accuracies, checks, warnings) -> str:
+def format_report(ctx: Context, results, accuracies: Mapping[TaskKey, float], checks,
+                  warnings) -> str:
   """The text evaluate.py prints: the accuracy table, the cascade, per-estimator accuracies and
   the failed sanity checks, each preceded by what it was measured on."""
   s = ctx.settings
   step_text = f"step {results['checkpoint_step']}"
-  main = {n: a for n, a in accuracies.items() if "@" not in n}
+  main = {k.name: a for k, a in accuracies.items() if not k.variant}
   lines = [f"Robust accuracy (%) of {ctx.workdir} ({s.checkpoint} checkpoint, {step_text}) on "
            f"{len(ctx.labels)} images of {ctx.data_source}, L∞ ε = {eps255(s.epsilon)}, "
            f"suite {s.suite}", "", format_table(main), ""]
@@ -116,12 +140,12 @@ def format_report(ctx, results, accuracies, checks, warnings) -> str:
     lines += [f"stochastic model ({results['encoding']} encoding): attacks follow the expectation "
               f"over {ctx.eot_draws} draws (EOT), predictions are a majority over "
               f"{ctx.eot_draws} draws", ""]
-  transferred = [n for n in accuracies if n.endswith(f"@{TRANSFER}")]
+  transferred = [k for k in accuracies if k.is_transfer]
   if transferred:
     source = ctx.transfer.record
     lines += [f"transfer from {source['workdir']} (surrogate {source['surrogate']}): "
-              + ", ".join(f"{display_name(n.split('@')[0])} {100 * accuracies[n]:.2f}"
-                          for n in transferred), ""]
+              + ", ".join(f"{display_name(k.attack)} {100 * accuracies[k]:.2f}"
+                          for k in transferred), ""]
   lines += [f"WARNING: {note}" for note in ctx.notes]
   cascade = results["cascades"].get(STANDARD)
   if cascade:
