@@ -9,7 +9,10 @@
 * ``figure1.json`` — :mod:`experiments.figure1`;
 * ``theorem31_*.json`` — :mod:`experiments.theorem31`;
 * ``suites.json`` — :mod:`experiments.suites` (the paper's attack suite against ``standard`` and
-  ``full``, beyond the paper).
+  ``full``, beyond the paper);
+* ``robustness.json`` with SA-PGD or the ASSG/PDSG gradients, or from the full suite (with
+  ``robustness_before_frontier.json`` where kept), and ``certification.json`` — ``evaluate.py``
+  (the frontier attacks and certified robustness, beyond the paper).
 
 The paper's numbers come from ``experiments/paper_numbers.json``. Each table is laid out like the
 paper's (its rows and columns), each cell ``ours / paper / ours − paper`` with ours the mean ± std
@@ -23,7 +26,8 @@ The modules, from the numbers to the page:
 * :mod:`~experiments.report.reading` — the sentences generated from them;
 * :mod:`~experiments.report.markdown` — the document, number formats and links;
 * :mod:`~experiments.report.tables`, :mod:`~experiments.report.figures`,
-  :mod:`~experiments.report.mid`, :mod:`~experiments.report.scripts` — the sections;
+  :mod:`~experiments.report.mid`, :mod:`~experiments.report.scripts`,
+  :mod:`~experiments.report.frontier`, :mod:`~experiments.report.certified` — the sections;
 * :mod:`~experiments.report.document` — the whole report (:func:`build`) and its command line.
 
 Which rows a table has, which figures draw them and what the reading compares is

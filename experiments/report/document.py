@@ -15,7 +15,7 @@ import tempfile
 from typing import Sequence
 
 from experiments import common, results, rows
-from experiments.report import mid, scripts, tables
+from experiments.report import certified, frontier, mid, scripts, tables
 from experiments.report.markdown import Report, anchor, fmt_seconds
 from jsnn import _io, cli
 
@@ -24,8 +24,10 @@ PAPER_NUMBERS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__f
 
 
 def discover(paths: Sequence[str]) -> dict:
-  """Sweep roots, Figure 1 and Theorem 3.1 results under ``paths`` (two levels deep)."""
-  found = {"sweeps": [], "figure1": [], "theorem31": [], "suites": []}
+  """Sweep roots, Figure 1, Theorem 3.1, suites, frontier and certification results under
+  ``paths`` (two levels deep); the last two as ``(path, label relative to its root)``."""
+  found = {"sweeps": [], "figure1": [], "theorem31": [], "suites": [], "frontier": [],
+           "certification": []}
   for base in paths:
     candidates = [base] + sorted(glob.glob(os.path.join(base, "*"))) + sorted(
         glob.glob(os.path.join(base, "*", "*")))
@@ -40,7 +42,20 @@ def discover(paths: Sequence[str]) -> dict:
         found["figure1"].append(os.path.abspath(os.path.join(d, "figure1.json")))
       found["theorem31"] += [os.path.abspath(p) for p in
                              sorted(glob.glob(os.path.join(d, "theorem31_*.json")))]
-  return {k: list(dict.fromkeys(v)) for k, v in found.items()}
+      label = os.path.relpath(d, base) if d != base else os.path.basename(os.path.abspath(d))
+      if frontier.is_candidate(d):
+        found["frontier"].append((os.path.abspath(d), label))
+      if os.path.exists(os.path.join(d, certified.CERTIFY_FILE)):
+        found["certification"].append((os.path.abspath(os.path.join(d, certified.CERTIFY_FILE)),
+                                       label))
+  out = {k: list(dict.fromkeys(v)) for k, v in found.items()}
+  for k in ("frontier", "certification"):
+    # A directory under two roots is one model: the first label found is kept.
+    labels = {}
+    for path, label in found[k]:
+      labels.setdefault(path, label)
+    out[k] = list(labels.items())
+  return out
 
 
 def build(paths: Sequence[str], out_dir: str) -> str:
@@ -59,7 +74,8 @@ def build(paths: Sequence[str], out_dir: str) -> str:
   found = discover(paths)
   if not any(found.values()):
     raise ValueError(f"no results found in {', '.join(map(repr, paths))} (no results.json, "
-                     f"suites.json, figure1.json or theorem31_*.json up to two levels deep); run "
+                     f"suites.json, figure1.json, theorem31_*.json, certification.json or "
+                     f"frontier robustness.json up to two levels deep); run "
                      f"the experiments first (python -m experiments.sweep ...) or point --results "
                      f"at their output")
   staging = tempfile.mkdtemp(prefix="jsnn-report-")
@@ -119,6 +135,8 @@ def _build(paths, out_dir, commit, paper, found, staging) -> str:
         anchor(rows.MID_TITLE)))
   for path in found["suites"]:
     scripts.section_suites(body, path)
+  frontier.section(body, found["frontier"])
+  certified.section(body, found["certification"])
   tables.section_not_run(body, paper, set(table_keys))
   for n in (3, 4, 5):
     if not any(item.startswith(f"Figure {n} ") for item, *_ in body.summary):

@@ -64,6 +64,24 @@ def cell(ours, paper: Optional[float]) -> str:
   return f"{fmt_stat(ours)} / {fmt(paper)} / {fmt_signed(diff)}"
 
 
+def attack_name(name: str) -> str:
+  """An attack's name as a heading writes it: the paper's as its tables do (:data:`DISPLAY`),
+  others like ``apgd-ce100`` → ``APGD-CE-100``, ``sa-pgd100`` → ``SA-PGD-100``, ``square1000``
+  → ``Square-1000``."""
+  if name in DISPLAY:
+    return DISPLAY[name]
+  head = name.rstrip("0123456789")
+  count = name[len(head):]
+  head = "Square" if head == "square" else head.upper()
+  return f"{head}-{count}" if count else head
+
+
+def model_text(model: dict) -> str:
+  """``vgg5 at width ×0.125, T = 4``, from a results file's ``model`` section."""
+  return (f"{model.get('name', '—')} at width ×{model.get('width', '—')}, "
+          f"T = {model.get('time_steps', '—')}")
+
+
 def anchor(title: str) -> str:
   """The link target GitHub gives a heading ``title``."""
   keep = "".join(ch for ch in title.lower() if ch.isalnum() or ch in " -")

@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 from experiments import rows as rows_lib
 from experiments import stats
 from experiments.report import figures
-from experiments.report.markdown import DISPLAY, fmt_seconds
+from experiments.report.markdown import DISPLAY, attack_name, fmt_seconds
 
 TABLE = "mid"
 ATTACKS = tuple(DISPLAY)
@@ -99,14 +99,6 @@ def analyse(rows: Sequence[dict], paper: dict) -> dict:
           "paper_differences": paper_diffs, "overstatement": overstatement, "targets": targets}
 
 
-def _cascade_name(name: str) -> str:
-  """``apgd-ce100`` → ``APGD-CE-100``, ``square1000`` → ``Square-1000``."""
-  head = name.rstrip("0123456789")
-  count = name[len(head):]
-  head = "Square" if head == "square" else head.upper()
-  return f"{head}-{count}" if count else head
-
-
 def _pm(stat: Optional[dict]) -> str:
   if not stat:
     return "—"
@@ -126,7 +118,7 @@ def section(rep, rows: Sequence[dict], roots: Sequence[str], paper: dict, *,
   """Writes the mid section into ``rep``; returns the analysis."""
   a = analyse(rows, paper)
   cols = a["columns"]
-  name = lambda c: DISPLAY.get(c) or dict(SUITE_COLUMNS).get(c) or _cascade_name(c)
+  name = lambda c: DISPLAY.get(c) or dict(SUITE_COLUMNS).get(c) or attack_name(c)
   rep.add(f"## {title}", "")
   finished = [r for r in rows if r.get("accuracies")]
   pending = [r["id"] for r in rows if not r.get("accuracies")]
