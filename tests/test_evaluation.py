@@ -169,7 +169,7 @@ def test_bad_settings_raise_naming_the_value_and_leave_results_untouched(workdir
   with pytest.raises(ValueError, match=named.replace("(", r"\(")) as info:
     evaluation.evaluate_checkpoint(_eval_config(**overrides), workdir)
   if "foo" in named:
-    assert "pgd10" in str(info.value) and "apgd-ce<k>" in str(info.value)
+    assert "pgd10" in str(info.value) and "apgd-t<k>" in str(info.value)
   assert open(path, "rb").read() == before
   assert not os.path.exists(os.path.join(workdir, evaluation.FLAGS_FILE))
 
@@ -498,3 +498,16 @@ def test_a_cascade_stage_is_reused_only_with_every_stage_before_it(workdir):
   assert chain["order"] == ["apgd-ce2", "apgd-t2", "square7"]
   assert chain["stages"]["apgd-t2"]["after"] == chain["stages"]["apgd-ce2"]["fingerprint"]
   assert chain["stages"]["square7"]["after"] == chain["stages"]["apgd-t2"]["fingerprint"]
+
+
+def test_an_attack_kind_added_in_one_module_runs_everywhere(workdir):
+  # MI-FGSM is jsnn/attacks/mifgsm.py and one line of the registry: nothing in the evaluation
+  # names it, yet it runs, is counted, joins the estimators and the worst case, and resumes.
+  config = _eval_config("clean,mi-fgsm3", estimators="bptr")
+  summary = evaluation.evaluate_checkpoint(config, workdir)
+  assert summary["computed"] == ["clean", "mi-fgsm3", "mi-fgsm3@bptr"]
+  entry = summary["results"]["attacks"]["mi-fgsm3"]
+  assert (entry["kind"], entry["steps"], entry["forward_passes_per_image"],
+          entry["backward_passes_per_image"]) == ("mi-fgsm", 3, 4, 3)
+  assert summary["results"]["worst_case"]["attacks"] == ["clean", "mi-fgsm3", "mi-fgsm3@bptr"]
+  assert evaluation.evaluate_checkpoint(config, workdir)["computed"] == []

@@ -21,6 +21,7 @@ from jsnn.attacks import base
 from jsnn.attacks.apgd import APGDSpec, APGDTSpec
 from jsnn.attacks.clean import CleanSpec
 from jsnn.attacks.fgsm import FGSMSpec
+from jsnn.attacks.mifgsm import MIFGSMSpec
 from jsnn.attacks.pgd import PGDSpec, pgd_step_size
 from jsnn.attacks.sapgd import SAPGDSpec
 from jsnn.attacks.spec import PAPER_EPSILON, AttackSpec, AttackStats  # noqa: F401  (re-exported)
@@ -69,6 +70,7 @@ _FAMILIES = (
      lambda m, eps, targets: SAPGDSpec(m[0], eps, num_steps=int(m[1]))),
     (rf"square{_COUNT}", "queries",
      lambda m, eps, targets: SquareSpec(m[0], eps, num_queries=int(m[1]))),
+    (rf"mi-fgsm{_COUNT}", "steps", lambda m, eps, targets: MIFGSMSpec(m[0], eps, num_steps=int(m[1]))),
 )
 _GRAMMAR = tuple((re.compile(f"^{pattern}$"), what, build) for pattern, what, build in _FAMILIES)
 
@@ -91,7 +93,8 @@ def parse_attack(name: str, epsilon: float = PAPER_EPSILON, *,
 
   Args:
     name: a Table 1 name (``clean``, ``fgsm``, ``pgd7/10/20/40``, ``apgd-ce``, ``apgd-dlr``), or
-      ``pgd<k>``, ``apgd-ce<k>``, ``apgd-dlr<k>``, ``apgd-t<k>``, ``sa-pgd<k>``, ``square<q>``.
+      one of ``_FAMILIES``: ``pgd<k>``, ``apgd-ce<k>``, ``apgd-dlr<k>``, ``apgd-t<k>``,
+      ``sa-pgd<k>``, ``square<q>``, ``mi-fgsm<k>``.
     epsilon: L∞ radius in [0, 1].
     num_targets: APGD-T's number of target classes.
 
@@ -114,9 +117,10 @@ def parse_attack(name: str, epsilon: float = PAPER_EPSILON, *,
       if int(match.groups()[-1]) < 1:
         raise ValueError(f"attack {name!r}: the number of {what} must be >= 1, got 0")
       return build(match, epsilon, num_targets)
-  raise ValueError(f"unknown attack {name!r}; known attacks: {', '.join(_SPECS)}, or pgd<k>, "
-                   f"apgd-ce<k>, apgd-dlr<k>, apgd-t<k>, sa-pgd<k> for k >= 1 steps, square<q> for "
-                   f"q >= 1 queries")
+  families = ", ".join(pattern.pattern.strip("^$").replace(_COUNT, "<k>")
+                       for pattern, _, _ in _GRAMMAR)
+  raise ValueError(f"unknown attack {name!r}; known attacks: {', '.join(_SPECS)}, or "
+                   f"{families} for k >= 1 steps (queries for square)")
 
 
 def get_attack_spec(name: str, **overrides) -> AttackSpec:
