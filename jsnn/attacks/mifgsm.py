@@ -3,9 +3,10 @@
 .. math::
 
   g_{k+1} = μ\\,g_k + \\frac{∇_x L(x_k)}{\\lVert ∇_x L(x_k) \\rVert_1}, \\qquad
-  x_{k+1} = \\mathrm{clip}_{[0,1]}\\big(\\mathrm{clip}_{x, ε}(x_k + α\\,\\mathrm{sign}(g_{k+1}))\\big)
+  x_{k+1} = P\\big(x_k + α\\,\\mathrm{sign}(g_{k+1})\\big)
 
-with α = ε/k, μ = 1 and g₀ = 0, from the clean image. The accumulated direction changes slowly,
+with P the projection onto the L∞ ball of radius ε around x and onto [0, 1], α = ε/k, μ = 1
+and g₀ = 0, from the clean image. The accumulated direction changes slowly,
 which is why it transfers well between models (a surrogate-trained SNN to another gradient).
 """
 

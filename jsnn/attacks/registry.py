@@ -55,22 +55,18 @@ PAPER_SUITE: tuple[AttackSpec, ...] = (
 )
 _SPECS = {spec.name: spec for spec in PAPER_SUITE}
 
-# The name grammar, one family per line: (pattern, what its number counts, the spec it names from
-# the match, ε and APGD-T's number of targets). Counts have no leading zeros, so that each attack
-# has one name.
+# The name grammar, one family per entry: (pattern, what its number counts, the spec it names from
+# the match m, ε and APGD-T's number of targets t). Table 1's names are matched before these.
+# Counts have no leading zeros, so that each attack has one name.
 _COUNT = r"(0|[1-9]\d*)"
 _FAMILIES = (
-    (rf"pgd{_COUNT}", "steps",   # α = 2.5·ε/k (Table 1's PGD names are matched before this)
-     lambda m, eps, targets: PGDSpec(m[0], eps, num_steps=int(m[1]), random_start=True)),
-    (rf"apgd-(ce|dlr){_COUNT}", "steps",
-     lambda m, eps, targets: APGDSpec(m[0], eps, num_steps=int(m[2]), loss=m[1])),
-    (rf"apgd-t{_COUNT}", "steps",
-     lambda m, eps, targets: APGDTSpec(m[0], eps, num_steps=int(m[1]), num_targets=targets)),
-    (rf"sa-pgd{_COUNT}", "steps",
-     lambda m, eps, targets: SAPGDSpec(m[0], eps, num_steps=int(m[1]))),
-    (rf"square{_COUNT}", "queries",
-     lambda m, eps, targets: SquareSpec(m[0], eps, num_queries=int(m[1]))),
-    (rf"mi-fgsm{_COUNT}", "steps", lambda m, eps, targets: MIFGSMSpec(m[0], eps, num_steps=int(m[1]))),
+    (rf"pgd{_COUNT}", "steps", lambda m, e, t: PGDSpec(m[0], e, num_steps=int(m[1]),
+                                                       random_start=True)),   # α = 2.5·ε/k
+    (rf"apgd-(ce|dlr){_COUNT}", "steps", lambda m, e, t: APGDSpec(m[0], e, int(m[2]), m[1])),
+    (rf"apgd-t{_COUNT}", "steps", lambda m, e, t: APGDTSpec(m[0], e, int(m[1]), num_targets=t)),
+    (rf"sa-pgd{_COUNT}", "steps", lambda m, e, t: SAPGDSpec(m[0], e, num_steps=int(m[1]))),
+    (rf"square{_COUNT}", "queries", lambda m, e, t: SquareSpec(m[0], e, num_queries=int(m[1]))),
+    (rf"mi-fgsm{_COUNT}", "steps", lambda m, e, t: MIFGSMSpec(m[0], e, num_steps=int(m[1]))),
 )
 _GRAMMAR = tuple((re.compile(f"^{pattern}$"), what, build) for pattern, what, build in _FAMILIES)
 

@@ -209,6 +209,7 @@ def evaluate_checkpoint(config, workdir: str) -> dict[str, Any]:
     order = [k.name for k in suite if k.name != STANDARD]
     atomic_write(paths["csv"], lambda f: f.write(csv_table(results, order)))
     print(table, flush=True)
-  return {"accuracies": {k.name: a for k, a in accuracies.items()}, "computed": computed, "reused": reused, "traces": traces,
+  return {"accuracies": {k.name: a for k, a in accuracies.items()}, "computed": computed,
+          "reused": reused, "traces": traces,
           "checks": checks, "warnings": warnings, "table": table, "results": results,
           "paths": paths}
