@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from jsnn import __version__ as JSNN_VERSION
-from jsnn import _io, attacks, checkpointing, data, errors, models, parallel, spiking
+from jsnn import _io, attacks, checkpointing, data, errors, models, parallel
 from jsnn import workdir as workdir_lib
 from jsnn.tracing import counting_traces
 from jsnn._io import atomic_write
@@ -77,10 +77,7 @@ class _Context(NamedTuple):
 
 def _surrogate_override(name: str, width: Optional[float]) -> dict:
   """``model_from_config`` overrides for surrogate ``name`` (width None/0: its own default)."""
-  if width:
-    return dict(surrogate=name, surrogate_width=width)
-  # Width 0 means the surrogate's own default, which create_model reaches through an object.
-  return dict(surrogate=spiking.get_surrogate(name))
+  return dict(surrogate=name, surrogate_width=width or None)
 
 
 def _restore(settings: EvalSettings, workdir: str):
