@@ -55,9 +55,11 @@ def run(attack_name, batch_size, repeats, quick, time_steps, apgd_t_steps=10,
   from jsnn import attacks, models
 
   if quick:
-    model = models.create_model("vgg5", num_classes=10, width=0.125, head_width=64, time_steps=2)
+    model = models.create_model("vgg5", num_classes=10, width=0.125, head_width=64,
+                                neuron=models.NeuronSpec(time_steps=2))
   else:
-    model = models.create_model("vgg11", num_classes=10, time_steps=time_steps)
+    model = models.create_model("vgg11", num_classes=10,
+                                neuron=models.NeuronSpec(time_steps=time_steps))
   variables = models.init_model(model, jax.random.key(0))
   spec = _spec(attack_name, apgd_t_steps, square_queries)
   attack = attacks.make_attack(spec, with_stats=True)

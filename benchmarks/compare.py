@@ -138,14 +138,24 @@ def _attack_spec(name: str):
   return attacks.get_attack_spec(name)
 
 
+def _attack_model(case: Case):
+  """The attacked model of ``case``, built with the jsnn of this process's checkout."""
+  from jsnn import models
+  extra = {"head_width": case.head_width} if case.model.startswith("vgg") else {}
+  # Checkouts since jsnn.spiking.NeuronSpec take the neuron as one spec, older ones as keywords.
+  if hasattr(models, "NeuronSpec"):
+    extra["neuron"] = models.NeuronSpec(time_steps=case.time_steps)
+  else:
+    extra["time_steps"] = case.time_steps
+  return models.create_model(case.model, num_classes=10, width=case.width, **extra)
+
+
 def _build_attack(case: Case):
   import jax
   import numpy as np
   from jsnn import attacks, models
 
-  extra = {"head_width": case.head_width} if case.model.startswith("vgg") else {}
-  model = models.create_model(case.model, num_classes=10, width=case.width,
-                              time_steps=case.time_steps, **extra)
+  model = _attack_model(case)
   variables = models.init_model(model, jax.random.key(0))
   attack = attacks.make_attack(_attack_spec(case.attack))
 
@@ -245,9 +255,7 @@ def attack_useful_flops(root: str, case: Case) -> float:
   import numpy as np
   import jsnn  # noqa: F401
   from jsnn import models
-  extra = {"head_width": case.head_width} if case.model.startswith("vgg") else {}
-  model = models.create_model(case.model, num_classes=10, width=case.width,
-                              time_steps=case.time_steps, **extra)
+  model = _attack_model(case)
   variables = models.init_model(model, jax.random.key(0))
   x = np.zeros((case.batch, 32, 32, 3), np.float32)
   y = np.zeros((case.batch,), np.int32)

@@ -69,7 +69,8 @@ def _cases(quick: bool) -> list[StepCase]:
 def _model(case):
   from jsnn import models
   extra = {"head_width": case.head_width} if case.model.startswith("vgg") else {}
-  return models.create_model(case.model, num_classes=10, time_steps=case.time_steps,
+  return models.create_model(case.model, num_classes=10,
+                             neuron=models.NeuronSpec(time_steps=case.time_steps),
                              width=case.width, dtype=case.dtype, **extra)
 
 

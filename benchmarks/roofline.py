@@ -55,8 +55,9 @@ def programs(quick: bool, dtype: str) -> dict:
   from jsnn import losses, models, train_step
   from jsnn.train_state import TrainState
 
-  kw = dict(width=0.125, head_width=32, time_steps=2) if quick else dict(time_steps=8)
-  model = models.create_model("vgg5" if quick else "vgg11", num_classes=10, dtype=dtype, **kw)
+  kw = dict(width=0.125, head_width=32) if quick else {}
+  model = models.create_model("vgg5" if quick else "vgg11", num_classes=10, dtype=dtype,
+                              neuron=models.NeuronSpec(time_steps=2 if quick else 8), **kw)
   tx, schedule = train_step.make_optimizer(learning_rate=0.1, epochs=EPOCHS,
                                            steps_per_epoch=STEPS_PER_EPOCH)
 

@@ -19,6 +19,8 @@ def get_config(arg=None):
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "vgg11"           # vgg5 | vgg11 | wrn16 (WRN-16-4)
+  # The neuron (jsnn.workdir.neuron_spec makes a jsnn.spiking.NeuronSpec of them): the keys from
+  # here to surrogate_width, and remat.
   config.model.neuron = "dlif"          # lif (paper Eq. 1) | dlif (§3.3, trainable a[t])
   config.model.dlif_placement = "input"  # input (reference; made the tables) | leak (paper)
   config.model.time_steps = 8           # T of direct encoding

@@ -150,8 +150,8 @@ def analyse(model, variables, images, labels, *, key, attack: str = "pgd10",
   import jax.numpy as jnp
   from jsnn import attacks, models, perturbation
 
-  leak = float(model.leak if leak is None else leak)
-  time_steps = model.time_steps
+  leak = float(model.neuron.leak if leak is None else leak)
+  time_steps = model.neuron.time_steps
   images = jnp.asarray(images, jnp.float32)
   labels = jnp.asarray(labels, jnp.int32)
   logits_fn = lambda x: models.apply_model(model, variables, x, train=False)[0]

@@ -3,8 +3,9 @@
 The training loop (:mod:`jsnn.trainer`) writes a workdir; evaluation, the experiments and
 analysis read one through this module, which knows nothing of the loop or the optimiser:
 
-* :func:`resolve_config` fills the config's AUTO values and validates it; :func:`step_settings`
-  and :func:`model_from_config` turn it into the pure step's settings and the Flax model;
+* :func:`resolve_config` fills the config's AUTO values and validates it; :func:`step_settings`,
+  :func:`neuron_spec` and :func:`model_from_config` turn it into the pure step's settings, the
+  neuron and the Flax model;
 * :func:`check_resume_config` refuses to resume a workdir that holds another config;
 * :func:`restore_model` rebuilds ``(config, model, {params, batch_stats}, meta)`` from a
   checkpoint alone.
@@ -12,6 +13,7 @@ analysis read one through this module, which knows nothing of the loop or the op
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import ml_collections
@@ -89,17 +91,39 @@ def step_settings(config) -> train_step.StepSettings:
       crop=d.crop, flip=d.flip, cutout=d.cutout, cutout_size=d.cutout_size)
 
 
-def model_from_config(config, num_classes: int, **overrides):
-  """The Flax model of ``config.model``; ``overrides`` replace arguments of ``create_model``."""
+def neuron_spec(config, **overrides) -> models.NeuronSpec:
+  """The neuron of ``config.model`` as a :class:`jsnn.spiking.NeuronSpec`.
+
+  Args:
+    config: a config with a ``model`` section (configs/default.py).
+    **overrides: fields of the spec to replace, e.g. ``surrogate="sigmoid"``,
+      ``surrogate_width=None`` (the surrogate's default) or ``gradient_estimator="rga"``.
+
+  Returns:
+    The validated spec.
+  """
   m = config.model
-  kwargs = dict(num_classes=num_classes, neuron=m.neuron, time_steps=m.time_steps,
-                dlif_placement=m.dlif_placement, leak=m.leak, threshold=m.threshold,
-                surrogate=m.surrogate, surrogate_width=m.surrogate_width,
-                normalization=config.data.name if config.data.name in models.NORMALIZATION
-                else "cifar10", width=m.width, head_width=m.head_width, dtype=m.dtype,
-                remat=m.remat, encoding=m.get("encoding", "direct"))
-  kwargs.update(overrides)
-  return models.create_model(m.name, **kwargs)
+  unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(models.NeuronSpec)})
+  if unknown:
+    raise ValueError(f"unknown neuron settings {unknown}; expected fields of "
+                     f"jsnn.spiking.NeuronSpec")
+  settings = dict(kind=m.neuron, time_steps=m.time_steps, dlif_placement=m.dlif_placement,
+                  leak=m.leak, threshold=m.threshold, surrogate=m.surrogate,
+                  surrogate_width=m.surrogate_width, gradient_estimator="surrogate",
+                  remat=m.remat)
+  return models.NeuronSpec(**{**settings, **overrides})
+
+
+def model_from_config(config, num_classes: int, **neuron_overrides):
+  """The Flax model of ``config.model``; ``neuron_overrides`` replace fields of its
+  :func:`neuron_spec` (another surrogate or gradient estimator to attack through)."""
+  m = config.model
+  return models.create_model(
+      m.name, num_classes=num_classes, neuron=neuron_spec(config, **neuron_overrides),
+      width=m.width, head_width=m.head_width, dtype=m.dtype,
+      normalization=(config.data.name if config.data.name in models.NORMALIZATION
+                     else "cifar10"),
+      encoding=m.get("encoding", "direct"))
 
 
 def check_resume_config(workdir: str, config) -> None:
@@ -128,7 +152,7 @@ def check_resume_config(workdir: str, config) -> None:
 # -------------------------------------------------------------------------------------------------
 
 
-def restore_model(workdir: str, which: str = "best", **model_overrides):
+def restore_model(workdir: str, which: str = "best", **neuron_overrides):
   """Rebuilds a trained model from its workdir alone (the checkpoint describes itself).
 
   Only the model's variables are read; no optimiser is rebuilt, so the result does not depend on
@@ -137,7 +161,7 @@ def restore_model(workdir: str, which: str = "best", **model_overrides):
   Args:
     workdir: a training workdir.
     which: ``"best"`` (best selection accuracy, as the reference evaluates) or ``"latest"``.
-    **model_overrides: arguments of :func:`jsnn.models.create_model` to change, e.g. another
+    **neuron_overrides: fields of the model's :func:`neuron_spec` to change, e.g. another
       ``surrogate`` to attack through (parameters do not depend on it).
 
   Returns:
@@ -155,7 +179,7 @@ def restore_model(workdir: str, which: str = "best", **model_overrides):
     if meta is None:
       raise CheckpointNotFound(f"no {which!r} checkpoint in {workdir}")
     config = ml_collections.ConfigDict(meta["config"])
-    model = model_from_config(config, meta["num_classes"], **model_overrides)
+    model = model_from_config(config, meta["num_classes"], **neuron_overrides)
     try:
       variables, meta = ckpt.restore_variables(
           which, models.abstract_variables(model, parallel.replicated(parallel.make_mesh())))

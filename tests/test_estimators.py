@@ -36,19 +36,19 @@ def _bptt_by_hand(sigma):
   return ds_total / T
 
 
-# estimator (model field), surrogate, expected dlogit/dx.
+# estimator (model field), surrogate (name, width), expected dlogit/dx.
 CASES = {
     # 1/3·(0.6 + 0.9·1.32 + 0.95·1.1254): worked through in _bptt_by_hand with the triangle.
-    "surrogate-triangle": ("surrogate", spiking.Triangle(), (0.6 + 1.188 + 0.95 * 1.1254) / 3),
-    "straight-through": ("surrogate", spiking.StraightThrough(), (1.0 + 1.2 + 1.06) / 3),
-    "surrogate-sigmoid": ("surrogate", spiking.Sigmoid(4.0),
+    "surrogate-triangle": ("surrogate", ("triangle", 1.0), (0.6 + 1.188 + 0.95 * 1.1254) / 3),
+    "straight-through": ("surrogate", ("straight_through", None), (1.0 + 1.2 + 1.06) / 3),
+    "surrogate-sigmoid": ("surrogate", ("sigmoid", 4.0),
                           _bptt_by_hand(lambda u: 4 * (s := 1 / (1 + np.exp(-4 * u))) * (1 - s))),
     # Rate 1/3 > 0: each step passes 1/3 on, and the three steps sum to 1.
-    "bptr": ("bptr", spiking.Triangle(), 1.0),
+    "bptr": ("bptr", ("triangle", 1.0), 1.0),
     # J̄ = 0.6 lies in [1 − λ, 2]: slope (1 − 0.2 + 0.2·0.5)/(0.5 + 1) = 0.6.
-    "rga": ("rga", spiking.Triangle(), 0.6),
+    "rga": ("rga", ("triangle", 1.0), 0.6),
     # mean_t (1/3)·σ(v[t] − 1) = (0.6 + 0.9 + 0.95)/9 per step, times 3 steps.
-    "hart": ("hart", spiking.Triangle(), (0.6 + 0.9 + 0.95) / 3),
+    "hart": ("hart", ("triangle", 1.0), (0.6 + 0.9 + 0.95) / 3),
 }
 
 
@@ -59,8 +59,10 @@ def test_hand_values_agree_with_the_recurrence():
 
 def _one_neuron_logit(estimator, surrogate):
   """The one-layer, one-neuron model through the Flax layer the networks use."""
-  layer = models.SpikingNeuron(time_steps=T, neuron="lif", leak=LEAK, threshold=1.0,
-                               surrogate=surrogate, gradient_estimator=estimator, remat=False)
+  name, width = surrogate
+  layer = models.SpikingNeuron(models.NeuronSpec(
+      kind="lif", time_steps=T, leak=LEAK, threshold=1.0, surrogate=name, surrogate_width=width,
+      gradient_estimator=estimator, remat=False))
 
   def logit(x):
     currents = jnp.broadcast_to(x, (T, 1, 1))   # Direct encoding of one input, w = 1.
@@ -121,10 +123,10 @@ def test_rga_rate_derivative_pieces():
 
 
 def test_model_option_and_bad_names():
-  model = models.create_model("vgg5", num_classes=10, width=0.125, head_width=8, time_steps=2,
-                              gradient_estimator="hart")
-  assert model.gradient_estimator == "hart"
+  model = models.create_model("vgg5", num_classes=10, width=0.125, head_width=8,
+                              neuron=models.NeuronSpec(time_steps=2, gradient_estimator="hart"))
+  assert model.neuron.gradient_estimator == "hart"
   with pytest.raises(ValueError, match="unknown gradient estimator 'pgd'"):
-    models.create_model("vgg5", num_classes=10, gradient_estimator="pgd")
+    models.NeuronSpec(gradient_estimator="pgd")
   with pytest.raises(ValueError, match="unknown gradient estimator 'bptt'"):
     spiking.lif(jnp.ones((2, 3)), estimator="bptt")

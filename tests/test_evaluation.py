@@ -125,7 +125,8 @@ def test_padded_last_batch_is_counted_once_and_in_order():
 
 
 def test_attack_step_traces_once_across_batches_and_epsilons():
-  model = models.create_model("vgg5", num_classes=10, width=0.125, head_width=8, time_steps=2)
+  model = models.create_model("vgg5", num_classes=10, width=0.125, head_width=8,
+                              neuron=models.NeuronSpec(time_steps=2))
   variables = models.init_model(model, jax.random.key(0))
   spec = attacks.PGDSpec(name="pgd2", num_steps=2, random_start=True)
   chex.clear_trace_counter()
@@ -441,7 +442,8 @@ def test_full_suite_adds_estimator_variants_their_worst_case_and_masking_checks(
 
 
 def test_new_attack_steps_trace_once_across_batches_and_epsilons():
-  model = models.create_model("vgg5", num_classes=10, width=0.125, head_width=8, time_steps=2)
+  model = models.create_model("vgg5", num_classes=10, width=0.125, head_width=8,
+                              neuron=models.NeuronSpec(time_steps=2))
   variables = models.init_model(model, jax.random.key(0))
   mesh = parallel.make_mesh()
   variables = jax.device_put(variables, parallel.replicated(mesh))

@@ -312,7 +312,8 @@ def test_sweep_command_line_names_a_bad_protocol_or_seed(capsys):
 # tests/test_perturbation.py.
 @pytest.mark.slow
 def test_theorem31_ratios_stay_within_the_bounds_on_a_tiny_model():
-  model = models.create_model("vgg5", num_classes=10, width=0.125, head_width=16, time_steps=2)
+  model = models.create_model("vgg5", num_classes=10, width=0.125, head_width=16,
+                              neuron=models.NeuronSpec(time_steps=2))
   variables = models.init_model(model, jax.random.key(0))
   rng = np.random.default_rng(0)
   images = rng.random((4, 32, 32, 3), np.float32)
@@ -343,7 +344,7 @@ def test_figure4_orders_dlif_factors_by_the_forward_pass():
 
   # WRN16 has 13 spiking layers, 12 inside the blocks and the last one at the top level; within
   # a module they are numbered _0, _1, …, _10, … which sort wrongly as strings.
-  model = models.create_model("wrn16", num_classes=10, width=0.125, time_steps=2)
+  model = models.create_model("wrn16", num_classes=10, width=0.125, neuron=models.NeuronSpec(time_steps=2))
   variables = models.init_model(model, jax.random.key(0))
   order = figure4.spiking_layer_order(model, variables)
   assert len(order) == 13 and order[-1] == ("SpikingNeuron_0",)

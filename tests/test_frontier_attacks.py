@@ -2,6 +2,7 @@
 the papers' formulas on a tiny layer, SA-PGD's constraints at every step and its worst case on a
 linear model, and the names and settings that select them."""
 
+import dataclasses
 import importlib
 import math
 
@@ -122,9 +123,11 @@ def test_pdsg_width_is_per_channel_for_a_convolution():
 
 @pytest.mark.parametrize("estimator", ["assg", "pdsg"])
 def test_model_forward_is_bit_identical(estimator, key):
-  kwargs = dict(num_classes=10, width=0.125, head_width=8, time_steps=2)
-  model = models.create_model("vgg5", **kwargs)
-  variant = models.create_model("vgg5", gradient_estimator=estimator, **kwargs)
+  kwargs = dict(num_classes=10, width=0.125, head_width=8)
+  neuron = models.NeuronSpec(time_steps=2)
+  model = models.create_model("vgg5", neuron=neuron, **kwargs)
+  variant = models.create_model(
+      "vgg5", neuron=dataclasses.replace(neuron, gradient_estimator=estimator), **kwargs)
   variables = models.init_model(model, key)
   x = jax.random.uniform(jax.random.fold_in(key, 1), (3, 32, 32, 3))
   reference = models.apply_model(model, variables, x, train=False)[0]
@@ -233,9 +236,11 @@ def test_full_suite_adds_sapgd_assg_and_pdsg():
 
 
 def test_assg_search_step_is_the_worst_case_over_bounds(key):
-  kwargs = dict(num_classes=10, width=0.125, head_width=8, time_steps=2)
-  model = models.create_model("vgg5", **kwargs)
-  variant = models.create_model("vgg5", gradient_estimator="assg", **kwargs)
+  kwargs = dict(num_classes=10, width=0.125, head_width=8)
+  neuron = models.NeuronSpec(time_steps=2)
+  model = models.create_model("vgg5", neuron=neuron, **kwargs)
+  variant = models.create_model(
+      "vgg5", neuron=dataclasses.replace(neuron, gradient_estimator="assg"), **kwargs)
   variables = models.init_model(model, key)
   images = np.asarray(jax.random.randint(key, (2, 32, 32, 3), 0, 256), np.uint8)
   labels = np.asarray(jnp.argmax(models.apply_model(

@@ -1,5 +1,7 @@
 """Models: parameter counts from the layer lists, shapes, capture, jit/grad, no retrace."""
 
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -55,18 +57,19 @@ def test_parameter_counts_equal_the_reference_architecture(name, expected):
 
 
 def test_lif_models_have_no_dlif_factors():
-  model = models.create_model("vgg11", num_classes=100, neuron="lif")
+  model = models.create_model("vgg11", num_classes=100, neuron=models.NeuronSpec(kind="lif"))
   shapes = jax.eval_shape(lambda: models.init_model(model, jax.random.key(0)))
   assert models.count_params(shapes["params"]) == _vgg_count(
       [(3, 64), (64, 128), (128, 256), (256, 512), (512, 512), (512, 512), (512, 512),
        (512, 512)], 8192, 100, t=0)
 
 
-def _tiny(name, **kw):
-  kw = {"time_steps": 3, "width": 0.125, "head_width": 16, **kw}
+def _tiny(name, time_steps=3, dlif_placement="input", **kw):
+  kw = {"width": 0.125, "head_width": 16, **kw}
   if name == "wrn16":
     kw.pop("head_width")
-  return models.create_model(name, num_classes=10, **kw)
+  neuron = models.NeuronSpec(time_steps=time_steps, dlif_placement=dlif_placement)
+  return models.create_model(name, num_classes=10, neuron=neuron, **kw)
 
 
 @pytest.mark.parametrize("name", ["vgg5", "vgg11", "wrn16"])
@@ -149,7 +152,7 @@ def test_bfloat16_compute_keeps_float32_parameters(key):
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"name": "resnet19"}, "'resnet19'"),
-    ({"neuron": "izhikevich"}, "'izhikevich'"),
+    ({"kind": "izhikevich"}, "'izhikevich'"),
     ({"num_classes": 1}, "num_classes"),
     ({"time_steps": 0}, "time_steps"),
     ({"leak": 1.5}, "leak"),
@@ -159,5 +162,7 @@ def test_bfloat16_compute_keeps_float32_parameters(key):
 ])
 def test_bad_arguments_raise_value_errors(kwargs, match):
   kwargs = {"name": "vgg5", "num_classes": 10, **kwargs}
+  neuron = {f.name: kwargs.pop(f.name) for f in dataclasses.fields(models.NeuronSpec)
+            if f.name in kwargs}
   with pytest.raises(ValueError, match=match):
-    models.create_model(kwargs.pop("name"), **kwargs)
+    models.create_model(kwargs.pop("name"), neuron=models.NeuronSpec(**neuron), **kwargs)

@@ -97,8 +97,8 @@ def test_bad_draw_counts():
 
 
 def test_a_poisson_model_needs_a_key_and_draws_with_it(key):
-  model = models.create_model("vgg5", num_classes=10, width=0.125, head_width=16, time_steps=2,
-                              encoding="poisson")
+  model = models.create_model("vgg5", num_classes=10, width=0.125, head_width=16,
+                              neuron=models.NeuronSpec(time_steps=2), encoding="poisson")
   assert models.is_stochastic(model)
   variables = models.init_model(model, key)
   x = jax.random.uniform(key, (3, 32, 32, 3))
@@ -111,7 +111,8 @@ def test_a_poisson_model_needs_a_key_and_draws_with_it(key):
   np.testing.assert_array_equal(out(k1), out(k1))
   assert out(k1).any() and not np.array_equal(out(k1), out(k2))
   # The direct model ignores a key, and its parameters are those it always had.
-  direct = models.create_model("vgg5", num_classes=10, width=0.125, head_width=16, time_steps=2)
+  direct = models.create_model("vgg5", num_classes=10, width=0.125, head_width=16,
+                               neuron=models.NeuronSpec(time_steps=2))
   assert not models.is_stochastic(direct)
   dv = models.init_model(direct, key)
   np.testing.assert_array_equal(
@@ -122,8 +123,8 @@ def test_a_poisson_model_needs_a_key_and_draws_with_it(key):
 
 
 def test_eot_attack_step_traces_once_across_batches_and_epsilons():
-  model = models.create_model("vgg5", num_classes=10, width=0.125, head_width=8, time_steps=2,
-                              encoding="poisson")
+  model = models.create_model("vgg5", num_classes=10, width=0.125, head_width=8,
+                              neuron=models.NeuronSpec(time_steps=2), encoding="poisson")
   variables = models.init_model(model, jax.random.key(0))
   spec = attacks.PGDSpec(name="pgd2", num_steps=2, random_start=True)
   chex.clear_trace_counter()

@@ -12,7 +12,8 @@ from jsnn import losses, models, rat, train_step
 @pytest.fixture(scope="module")
 def tiny():
   # T = 4 so that the last hidden layer receives spikes at initialisation.
-  model = models.create_model("vgg5", num_classes=10, time_steps=4, width=0.125, head_width=16)
+  model = models.create_model("vgg5", num_classes=10, neuron=models.NeuronSpec(time_steps=4),
+                              width=0.125, head_width=16)
   variables = models.init_model(model, jax.random.key(0))
   images = jax.random.uniform(jax.random.key(1), (4, 32, 32, 3))
   labels = jnp.array([0, 1, 2, 3])

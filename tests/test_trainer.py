@@ -43,7 +43,7 @@ def test_smoke_run_writes_metrics_config_and_checkpoints(tmp_path, capsys):
   ckpt.close()
   # The saved checkpoint rebuilds the model on its own.
   _, model, variables, meta = workdir.restore_model(str(tmp_path))
-  assert meta["step"] == 2 and model.time_steps == 2
+  assert meta["step"] == 2 and model.neuron.time_steps == 2
   np.testing.assert_array_equal(jax.tree_util.tree_leaves(variables["params"])[0],
                                 _params(summary)[0])
 

@@ -17,10 +17,11 @@ import jax.numpy as jnp
 
 from jsnn import spiking
 from jsnn.models import layers
-from jsnn.models.layers import (ASSG_STATE, ENCODING_RNG, LAST_SPIKING_LAYER, NEURONS, SPIKES,
+from jsnn.models.layers import (ASSG_STATE, ENCODING_RNG, LAST_SPIKING_LAYER, SPIKES,
                                 SpikingNeuron)
 from jsnn.models.vgg import VGG_CFGS, SpikingVGG
 from jsnn.models.wrn import CONVEX_COMBINATION, SpikingWideResNet
+from jsnn.spiking import NeuronSpec
 
 # Input normalisation used by the reference (spec §4.5), applied inside the model.
 NORMALIZATION = {
@@ -37,38 +38,25 @@ MODELS: dict[str, Callable[..., flax.linen.Module]] = {
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
+# The paper's neuron: DLIF (input placement), T = 8, λ = 0.99, u_th = 1, Eq. 18's triangle (ω = 1).
+PAPER_NEURON = NeuronSpec()
 
-def create_model(name: str, *, num_classes: int, neuron: str = "dlif", time_steps: int = 8,
-                 dlif_placement: str = "input", leak: float = 0.99, threshold: float = 1.0,
-                 surrogate: Union[str, Callable] = "triangle", surrogate_width: float = 1.0,
-                 normalization: str = "cifar10", width: float = 1.0, head_width: int = 4096,
-                 dtype: Union[str, Any] = "float32", remat: bool = False,
-                 gradient_estimator: str = "surrogate",
-                 encoding: str = "direct") -> flax.linen.Module:
+
+def create_model(name: str, *, num_classes: int, neuron: NeuronSpec = PAPER_NEURON,
+                 width: float = 1.0, head_width: int = 4096, dtype: Union[str, Any] = "float32",
+                 normalization: str = "cifar10", encoding: str = "direct") -> flax.linen.Module:
   """Creates a spiking model from the registry ``MODELS``.
 
   Args:
     name: ``"vgg5"``, ``"vgg11"`` or ``"wrn16"`` (WRN-16-4).
     num_classes: ≥ 2.
-    neuron: ``"lif"`` (paper Eq. 1) or ``"dlif"`` (§3.3, a trainable factor per layer and step).
-    time_steps: T ≥ 1 of direct encoding (8 in the paper).
-    dlif_placement: ``"input"`` (reference code: the factor scales the input current; produced the
-      paper's tables) or ``"leak"`` (the paper's equation: it scales the leak).
-    leak, threshold: λ ∈ (0, 1] and u_th of Eq. 1 (0.99 and 1.0).
-    surrogate: a name from ``jsnn.spiking.SURROGATES`` or a surrogate object; the training
-      surrogate is the triangle of Eq. 18.
-    surrogate_width: its width/sharpness parameter (ω = 1 for the triangle).
-    normalization: ``"cifar10"``, ``"cifar100"`` or ``"none"`` (the in-model input normalisation).
+    neuron: every spiking layer's neuron, T included (:class:`jsnn.spiking.NeuronSpec`;
+      ``PAPER_NEURON`` by default).
     width: channel multiplier (1.0 is the paper's model; smaller for CPU runs).
     head_width: VGG's hidden FC width (4096 in the paper).
     dtype: compute dtype, ``"float32"`` or ``"bfloat16"``; parameters stay float32 and the membrane
       runs in float32 either way.
-    remat: recompute each neuron's time loop in the backward pass instead of storing it. Off by
-      default: with the loop unrolled, storing is both faster and smaller on CPU (WRN16 AT at
-      batch 64: 7.7 GiB of XLA temporaries against 8.9 GiB with remat; benchmarks/results).
-    gradient_estimator: the spiking layers' backward pass, one of
-      ``jsnn.spiking.GRADIENT_ESTIMATORS`` ("surrogate" = BPTT with ``surrogate``, what training
-      uses; "bptr", "rga", "hart" for attacks). The forward pass does not depend on it.
+    normalization: ``"cifar10"``, ``"cifar100"`` or ``"none"`` (the in-model input normalisation).
     encoding: ``"direct"`` (the paper's; deterministic) or ``"poisson"`` (rate-coded input spikes,
       a stochastic model: :func:`apply_model` then needs a key, evaluation uses EOT).
 
@@ -77,20 +65,12 @@ def create_model(name: str, *, num_classes: int, neuron: str = "dlif", time_step
   """
   if name not in MODELS:
     raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
-  if neuron not in NEURONS:
-    raise ValueError(f"unknown neuron {neuron!r}; expected one of {NEURONS}")
-  if dlif_placement not in spiking.DLIF_PLACEMENTS:
-    raise ValueError(f"unknown dlif_placement {dlif_placement!r}; expected one of "
-                     f"{spiking.DLIF_PLACEMENTS}")
-  spiking.check_estimator(gradient_estimator)
+  if not isinstance(neuron, NeuronSpec):
+    raise TypeError(f"neuron must be a jsnn.spiking.NeuronSpec, got {neuron!r}")
   if encoding not in spiking.ENCODINGS:
     raise ValueError(f"unknown encoding {encoding!r}; expected one of {spiking.ENCODINGS}")
   if not isinstance(num_classes, int) or num_classes < 2:
     raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-  if not isinstance(time_steps, int) or time_steps < 1:
-    raise ValueError(f"time_steps must be an integer >= 1, got {time_steps!r}")
-  if not 0.0 < leak <= 1.0:
-    raise ValueError(f"leak λ must be in (0, 1], got {leak}")
   if not width > 0 or head_width < 1:
     raise ValueError(f"width must be > 0 and head_width >= 1, got {width}, {head_width}")
   if normalization not in NORMALIZATION:
@@ -100,15 +80,9 @@ def create_model(name: str, *, num_classes: int, neuron: str = "dlif", time_step
     if dtype not in DTYPES:
       raise ValueError(f"unknown dtype {dtype!r}; expected one of {sorted(DTYPES)}")
     dtype = DTYPES[dtype]
-  if isinstance(surrogate, str):
-    key = "alpha" if surrogate in ("sigmoid", "arctan") else "width"
-    surrogate = (spiking.get_surrogate(surrogate) if surrogate == "straight_through"
-                 else spiking.get_surrogate(surrogate, **{key: surrogate_width}))
   mean, std = NORMALIZATION[normalization]
-  kwargs = dict(num_classes=num_classes, time_steps=time_steps, neuron=neuron,
-                placement=dlif_placement, leak=leak, threshold=threshold, surrogate=surrogate,
-                remat=remat, width=width, mean=mean, std=std, dtype=dtype,
-                gradient_estimator=gradient_estimator, encoding=encoding)
+  kwargs = dict(num_classes=num_classes, neuron=neuron, width=width, mean=mean, std=std,
+                dtype=dtype, encoding=encoding)
   if name.startswith("vgg"):
     kwargs["head_width"] = head_width
   return MODELS[name](**kwargs)
@@ -230,7 +204,7 @@ def count_params(params) -> int:
 
 __all__ = [
     "ASSG_STATE", "apply_assg", "assg_initial_state", "MODELS", "NORMALIZATION", "ENCODING_RNG", "LAST_SPIKING_LAYER", "SPIKES", "CONVEX_COMBINATION",
-    "SpikingNeuron", "SpikingVGG", "SpikingWideResNet", "abstract_variables", "apply_model",
+    "NeuronSpec", "PAPER_NEURON", "SpikingNeuron", "SpikingVGG", "SpikingWideResNet", "abstract_variables", "apply_model",
     "count_params",
     "create_model", "init_model", "is_stochastic", "layers",
 ]

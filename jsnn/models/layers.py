@@ -28,8 +28,6 @@ LAST_SPIKING_LAYER = "last_spiking_layer"   # {"currents", "spikes"} of the last
 # attack passes it in and makes it mutable to carry the moments from one gradient to the next.
 ASSG_STATE = "assg_state"
 
-NEURONS = ("lif", "dlif")
-
 # The reference's initialisers (spec §2.1): conv weights Kaiming-normal fan_out (ReLU gain); dense
 # weights PyTorch's default U(±1/sqrt(fan_in)); dense biases 0.
 conv_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
@@ -70,50 +68,35 @@ def apply_folded(fn: Callable, x):
 
 
 class SpikingNeuron(nn.Module):
-  """A layer of LIF or DLIF neurons over time.
+  """A layer of LIF or DLIF neurons over time, as ``spec`` describes them.
 
   Attributes:
-    time_steps: T.
-    neuron: ``"lif"`` or ``"dlif"``.
-    placement: DLIF factor placement, ``"input"`` (reference code, spec §1.3) or ``"leak"`` (paper
-      §3.3); see :func:`jsnn.spiking.dlif`.
-    leak, threshold: λ and u_th of Eq. 1.
-    surrogate: spike surrogate (triangle, Eq. 18, by default).
+    spec: the neuron (:class:`jsnn.spiking.NeuronSpec`): kind, T, DLIF placement, λ, u_th,
+      surrogate, gradient estimator, remat. Every estimator has the same forward pass; attacks
+      pick one to differentiate through. ASSG reads its moments and bound from the
+      ``assg_state`` collection when one is passed (fresh moments and the default bound
+      otherwise) and writes the updated moments back when it is mutable.
     is_last: this is the last hidden spiking layer, whose input currents MS-MPPD uses.
-    remat: recompute the time scan in the backward pass.
-    gradient_estimator: the backward pass (``jsnn.spiking.GRADIENT_ESTIMATORS``): "surrogate"
-      (BPTT with ``surrogate``, the default), "bptr", "rga", "hart", "assg" or "pdsg". The
-      forward pass is the same for all; attacks pick one to differentiate through. ASSG reads its
-      moments and bound from the ``assg_state`` collection when one is passed (fresh moments and
-      the default bound otherwise) and writes the updated moments back when it is mutable.
   """
-  time_steps: int
-  neuron: str = "dlif"
-  placement: str = "input"
-  leak: float = 0.99
-  threshold: float = 1.0
-  surrogate: Callable = spiking.Triangle()
+  spec: spiking.NeuronSpec
   is_last: bool = False
-  remat: bool = False
-  gradient_estimator: str = "surrogate"
 
   @nn.compact
   def __call__(self, currents):
     """Spikes for ``currents`` ``[T, B, ...]`` (or static ``[B, H, W, C]``, broadcast to T)."""
+    spec = self.spec
     if is_static(currents):
-      currents = spiking.direct_encoding(currents, self.time_steps)
-    kwargs = dict(leak=self.leak, threshold=self.threshold, surrogate=self.surrogate,
-                  remat=self.remat, estimator=self.gradient_estimator)
-    if self.gradient_estimator == "assg":
+      currents = spiking.direct_encoding(currents, spec.time_steps)
+    kwargs = dict(leak=spec.leak, threshold=spec.threshold, surrogate=spec.surrogate_fn(),
+                  remat=spec.remat, estimator=spec.gradient_estimator)
+    if spec.gradient_estimator == "assg":
       spikes = self._assg(currents)
-    elif self.neuron == "dlif":
+    elif spec.kind == "dlif":
       # One factor per time step, shared by the whole layer, initialised to 1 (spec §1.3).
-      factors = self.param("dlif_factors", nn.initializers.ones, (self.time_steps,), jnp.float32)
-      spikes = spiking.dlif(currents, factors, placement=self.placement, **kwargs)
-    elif self.neuron == "lif":
-      spikes = spiking.lif(currents, **kwargs)
+      factors = self.param("dlif_factors", nn.initializers.ones, (spec.time_steps,), jnp.float32)
+      spikes = spiking.dlif(currents, factors, placement=spec.dlif_placement, **kwargs)
     else:
-      raise ValueError(f"unknown neuron {self.neuron!r}; expected one of {NEURONS}")
+      spikes = spiking.lif(currents, **kwargs)
     self.sow(SPIKES, "spikes", spikes)
     if self.is_last:
       # Raw input currents, before the DLIF factor (spec §3.1).
@@ -121,16 +104,14 @@ class SpikingNeuron(nn.Module):
       self.sow(LAST_SPIKING_LAYER, "spikes", spikes)
     return spikes
 
-
   def _assg(self, currents):
     """ASSG's scan with the moments of the ``assg_state`` collection (Wang et al., 2025)."""
-    if self.neuron not in NEURONS:
-      raise ValueError(f"unknown neuron {self.neuron!r}; expected one of {NEURONS}")
-    ones = jnp.ones((self.time_steps,), jnp.float32)
+    spec = self.spec
+    ones = jnp.ones((spec.time_steps,), jnp.float32)
     leak_factors = input_factors = ones
-    if self.neuron == "dlif":
-      factors = self.param("dlif_factors", nn.initializers.ones, (self.time_steps,), jnp.float32)
-      if self.placement == "leak":
+    if spec.kind == "dlif":
+      factors = self.param("dlif_factors", nn.initializers.ones, (spec.time_steps,), jnp.float32)
+      if spec.dlif_placement == "leak":
         leak_factors = factors
       else:
         input_factors = factors
@@ -146,8 +127,8 @@ class SpikingNeuron(nn.Module):
       first_moments = spiking.adaptive.initial_moments(currents.shape)
       bound_value = spiking.adaptive.ASSG_BOUND
     spikes, new_moments = spiking.adaptive.assg_trace(
-        currents, leak_factors, input_factors, first_moments, bound_value, leak=self.leak,
-        threshold=self.threshold)
+        currents, leak_factors, input_factors, first_moments, bound_value, leak=spec.leak,
+        threshold=spec.threshold)
     if stateful and self.is_mutable_collection(ASSG_STATE):
       moments.value = new_moments
     return spikes.astype(out_dtype)
@@ -265,13 +246,11 @@ class Dense(nn.Module):
 
 
 class SpikingNetwork(nn.Module):
-  """Fields and the neuron factory shared by the spiking VGG and WRN models.
+  """Fields shared by the spiking VGG and WRN models.
 
   Attributes:
     num_classes: output classes.
-    time_steps: T of direct encoding.
-    neuron, placement, leak, threshold, surrogate, remat, gradient_estimator: see
-      :class:`SpikingNeuron`.
+    neuron: every spiking layer's neuron (:class:`jsnn.spiking.NeuronSpec`), T included.
     width: channel multiplier (1.0 is the paper's model).
     mean, std: input normalisation inside the model (inputs are [0, 1] pixels), for direct
       encoding.
@@ -281,18 +260,11 @@ class SpikingNetwork(nn.Module):
       stream: a stochastic model, see :func:`jsnn.spiking.poisson_encoding`).
   """
   num_classes: int = 10
-  time_steps: int = 8
-  neuron: str = "dlif"
-  placement: str = "input"
-  leak: float = 0.99
-  threshold: float = 1.0
-  surrogate: Callable = spiking.Triangle()
-  remat: bool = False
+  neuron: spiking.NeuronSpec = spiking.NeuronSpec()
   width: float = 1.0
   mean: Optional[tuple] = None
   std: Optional[tuple] = None
   dtype: Any = jnp.float32
-  gradient_estimator: str = "surrogate"
   encoding: str = "direct"
 
   def encode(self, images):
@@ -300,19 +272,18 @@ class SpikingNetwork(nn.Module):
     first neuron broadcasts them over T) or Poisson spike trains ``[T, B, ...]``."""
     images = images.astype(self.dtype)
     if self.encoding == "poisson":
-      return spiking.poisson_encoding(self.make_rng(ENCODING_RNG), images, self.time_steps)
+      return spiking.poisson_encoding(self.make_rng(ENCODING_RNG), images,
+                                      self.neuron.time_steps)
     return normalize(images, self.mean, self.std)
 
-  def neuron_factory(self) -> Callable[..., SpikingNeuron]:
-    """``SpikingNeuron`` with this network's settings; a plain callable, so that sub-modules (also
-    under ``nn.remat``) create their neurons as their own children."""
-    return functools.partial(
-        SpikingNeuron, time_steps=self.time_steps, neuron=self.neuron, placement=self.placement,
-        leak=self.leak, threshold=self.threshold, surrogate=self.surrogate, remat=self.remat,
-        gradient_estimator=self.gradient_estimator)
+  @property
+  def gradient_estimator(self) -> str:
+    """``neuron.gradient_estimator``, for a reader that predates NeuronSpec
+    (``jsnn.evaluation.steps`` picks the ASSG attack step by it); read ``neuron`` instead."""
+    return self.neuron.gradient_estimator
 
   def spiking_layer(self, is_last: bool = False) -> SpikingNeuron:
-    return self.neuron_factory()(is_last=is_last)
+    return SpikingNeuron(self.neuron, is_last=is_last)
 
 
 # The Flax RNG stream a stochastic input encoding draws from (``rngs={ENCODING_RNG: key}``).

@@ -7,7 +7,7 @@ BN → neuron (the last hidden spiking layer) → global average pool → FC cla
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -22,7 +22,7 @@ class BasicBlock(nn.Module):
   """Pre-activation WRN block with a convex-combination residual (spec §2.2)."""
   features: int
   strides: int
-  neuron: Callable[..., nn.Module]
+  neuron: spiking.NeuronSpec
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -30,17 +30,19 @@ class BasicBlock(nn.Module):
     conv = lambda f, k, s: layers.Conv(f, kernel_size=k, strides=s, use_bias=False,
                                        dtype=self.dtype)
     bn = lambda: layers.BatchNorm(dtype=self.dtype)
+    # The block's own children, so that their parameter paths stay BasicBlock_i/SpikingNeuron_j.
+    neuron = lambda: layers.SpikingNeuron(self.neuron)
     comb = self.param(CONVEX_COMBINATION, nn.initializers.constant(0.5), (2,), jnp.float32)
     if x.shape[-1] != self.features:
       # The shortcut takes the *spiking* input here.
-      x = self.neuron()(bn()(x, train))
-      h = self.neuron()(bn()(conv(self.features, 3, self.strides)(x), train))
+      x = neuron()(bn()(x, train))
+      h = neuron()(bn()(conv(self.features, 3, self.strides)(x), train))
       h = conv(self.features, 3, 1)(h)
       shortcut = conv(self.features, 1, self.strides)(x)
     else:
       # The identity path carries the real-valued residual stream.
-      a = self.neuron()(bn()(x, train))
-      h = self.neuron()(bn()(conv(self.features, 3, 1)(a), train))
+      a = neuron()(bn()(x, train))
+      h = neuron()(bn()(conv(self.features, 3, 1)(a), train))
       h = conv(self.features, 3, 1)(h)
       shortcut = x if not layers.is_static(x) else spiking.direct_encoding(x, h.shape[0])
     return comb[0].astype(h.dtype) * shortcut + comb[1].astype(h.dtype) * h
@@ -71,7 +73,7 @@ class SpikingWideResNet(layers.SpikingNetwork):
     x = layers.Conv(channels[0], use_bias=False, dtype=self.dtype)(x)
     for group, strides in zip(range(3), (1, 2, 2)):
       for i in range(blocks_per_group):
-        x = BasicBlock(channels[group + 1], strides if i == 0 else 1, self.neuron_factory(),
+        x = BasicBlock(channels[group + 1], strides if i == 0 else 1, self.neuron,
                        dtype=self.dtype)(x, train)
     x = self.spiking_layer(is_last=True)(layers.BatchNorm(dtype=self.dtype)(x, train))
     x = jnp.mean(x, axis=(2, 3))   # global average pool of the spike maps: [T, B, C]
