@@ -14,7 +14,7 @@ from typing import Any, Mapping, Optional
 import jax
 import numpy as np
 
-from jsnn import _io, checkpointing, data, errors, models, parallel, spiking
+from jsnn import _io, checkpointing, data, errors, models, parallel
 from jsnn import workdir as workdir_lib
 from jsnn.evaluation.settings import EvalSettings, settings_from_config
 
@@ -115,11 +115,9 @@ def _restore(settings: EvalSettings, workdir: str):
   num_classes = meta["num_classes"]
 
   def build(gradient: Gradient):
-    surrogate = (dict(surrogate=gradient.surrogate, surrogate_width=gradient.surrogate_width)
-                 if gradient.surrogate_width is not None
-                 else dict(surrogate=spiking.get_surrogate(gradient.surrogate)))
-    return workdir_lib.model_from_config(run_config, num_classes,
-                                         gradient_estimator=gradient.estimator, **surrogate)
+    return workdir_lib.model_from_config(
+        run_config, num_classes, gradient_estimator=gradient.estimator,
+        surrogate=gradient.surrogate, surrogate_width=gradient.surrogate_width)
 
   m = run_config.model
   if settings.surrogate:
