@@ -72,8 +72,9 @@ def suite_accuracies(results: dict, flags: dict) -> dict:
     flags: ``robustness_flags.npz`` as a dict of [N] bool arrays.
 
   Returns:
-    ``{"clean", "paper", "standard", "estimators", "transfer", "full"}`` accuracies (None where
-    the evaluation did not run that part) and ``{"total"}``.
+    ``{"clean", "paper", "standard", "sa_pgd", "estimators", "transfer", "full"}`` accuracies
+    (None where the evaluation did not run that part: "paper" is eval.attacks, "sa_pgd" adds the
+    full suite's SA-PGD, "estimators" adds the estimator variants) and ``{"total"}``.
   """
   import numpy as np  # pylint: disable=import-outside-toplevel
   from jsnn.evaluation import TaskKey  # pylint: disable=import-outside-toplevel
@@ -93,7 +94,10 @@ def suite_accuracies(results: dict, flags: dict) -> dict:
     return float(robust.mean())
 
   keys = {n: TaskKey.parse(n) for n in attacks}
-  paper = [n for n, k in keys.items() if not k.variant]
+  # The full suite adds SA-PGD (sa-pgd<k>) to eval.attacks: it is not the paper's suite.
+  own = [n for n, k in keys.items() if not k.variant]
+  frontier = [n for n in own if attacks[n].get("kind") == "sa-pgd"]
+  paper = [n for n in own if n not in frontier]
   transfer = [n for n, k in keys.items() if k.is_transfer]
   estimators = [n for n, k in keys.items() if k.variant and not k.is_transfer]
   cascade = results.get("cascades", {}).get("standard")
@@ -101,7 +105,8 @@ def suite_accuracies(results: dict, flags: dict) -> dict:
       "clean": attacks["clean"]["accuracy"] if "clean" in attacks else None,
       "paper": worst(paper),
       "standard": cascade["accuracy"] if cascade else None,
-      "estimators": worst(paper + estimators) if estimators else None,
+      "sa_pgd": worst(paper + frontier) if frontier else None,
+      "estimators": worst(own + estimators) if estimators else None,
       "transfer": worst(transfer),
       "full": results["worst_case"]["accuracy"],
       "total": results["worst_case"]["total"],
