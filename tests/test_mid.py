@@ -101,3 +101,14 @@ def test_report_renders_the_mid_section(mid_results, tmp_path):
   section = text[text.index(rows_lib.MID_TITLE):]
   assert "| PGD10 | 3 | +3.33 [" in section and stats.WITHIN in section
   assert "at-rho0-s0" in section and "+3.00 |" in section
+
+
+def test_one_seed_per_setting_reads_as_no_interval_yet(mid_results, tmp_path):
+  results_dir, rows = mid_results
+  first = [r for r in rows if r["seed"] == 0]
+  (results_dir / "mid" / "results.json").write_text(json.dumps({"rows": first}))
+  text = open(report.build([str(results_dir)], str(tmp_path / "docs"))).read()
+  section = text[text.index(rows_lib.MID_TITLE):]
+  assert "one seed: no interval" in section
+  assert "there is no interval: the seed noise is not measured yet" in section
+  assert "No difference exceeds the seed noise" not in section

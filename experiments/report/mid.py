@@ -177,7 +177,10 @@ def section(rep, rows: Sequence[dict], roots: Sequence[str], paper: dict, *,
               + " |")
     exceeding = [name(c) for c, d in a["paired"].items() if d["verdict"] == stats.EXCEEDS]
     robust_cols = [c for c in a["paired"] if c != "clean"]
+    no_interval = all(d["low"] is None for d in a["paired"].values())
     rep.add("", "**Reading.** " + (
+        "With one seed per setting there is no interval: the seed noise is not measured yet; "
+        if no_interval else
         f"The difference exceeds the seed noise for {', '.join(exceeding)}; "
         if exceeding else "No difference exceeds the seed noise; ")
         + f"{sum(1 for c in robust_cols if a['paired'][c]['mean'] > 0)} of "
