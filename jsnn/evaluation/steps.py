@@ -104,7 +104,7 @@ def make_attack_step(spec: attacks.AttackSpec, model, attack_model=None, *,
   attack = attacks.make_attack(spec, with_stats=True)
   attack_model = model if attack_model is None else attack_model
   attacks.eot.check_num_draws(eot_draws, "eot_draws")
-  stateful = (getattr(attack_model, "gradient_estimator", "") == "assg" and spec.uses_gradients
+  stateful = (_gradient_estimator(attack_model) == "assg" and spec.uses_gradients
               and not models.is_stochastic(model))
   if stateful:
     return _assg_search_step(attack, model, attack_model, with_stats,
@@ -121,6 +121,12 @@ def make_attack_step(spec: attacks.AttackSpec, model, attack_model=None, *,
     return {"correct": correct, **draws.passes(stats, mask)}
 
   return step
+
+
+def _gradient_estimator(model) -> str:
+  """The spiking model's ``neuron.gradient_estimator``; "" for a model without spiking neurons."""
+  neuron = getattr(model, "neuron", None)
+  return "" if neuron is None else neuron.gradient_estimator
 
 
 def _assg_search_step(attack, model, attack_model, with_stats: bool, bounds: tuple) -> Callable:

@@ -276,12 +276,6 @@ class SpikingNetwork(nn.Module):
                                       self.neuron.time_steps)
     return normalize(images, self.mean, self.std)
 
-  @property
-  def gradient_estimator(self) -> str:
-    """``neuron.gradient_estimator``, for a reader that predates NeuronSpec
-    (``jsnn.evaluation.steps`` picks the ASSG attack step by it); read ``neuron`` instead."""
-    return self.neuron.gradient_estimator
-
   def spiking_layer(self, is_last: bool = False) -> SpikingNeuron:
     return SpikingNeuron(self.neuron, is_last=is_last)
 
