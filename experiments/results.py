@@ -5,7 +5,8 @@ dict), the config it trains with, and per phase (``train``, ``evaluate``, ``swee
 ``factors``) its calls with their wall times. ``<root>/results.json`` is rebuilt from every row
 directory: row id, config argument, seed, clean and per-attack accuracies, the worst case, the
 cascade and the suites, training and evaluation wall times, and the sanity checks. It is what
-``python -m experiments.report`` reads. Only JSON (and NumPy for the flags) is needed here: the
+``python -m experiments.report`` reads. The suites come from the per-example flags, which git
+ignores; ``<root>/<row-id>/suite_accuracies.json`` keeps them for a clean checkout. Only JSON (and NumPy for the flags) is needed here: the
 sweep decides what a row still needs before JAX starts.
 """
 
@@ -22,6 +23,7 @@ from jsnn import _io
 
 ROW_FILE = "row.json"
 RESULTS_FILE = "results.json"
+SUITES_FILE = "suite_accuracies.json"   # a row's accuracy per suite, from its ignored flags
 # A row's phases, in the order they run (the keys of row.json's "phases").
 PHASES = ("train", "evaluate", "sweep", "factors")
 
@@ -111,8 +113,47 @@ def phase_wall(state: dict, phase: str) -> Optional[float]:
   return sum(walls) if walls else None
 
 
-def collect_row(rowdir: str, row: Optional[dict] = None) -> dict:
-  """One row's entry of results.json, from the files in its directory."""
+def _suites_basis(results: dict) -> dict:
+  """What a row's suite accuracies were computed from: they hold while this is unchanged."""
+  return {"checkpoint_step": results.get("checkpoint_step"),
+          "attacks": {n: a.get("accuracy") for n, a in sorted(results["attacks"].items())}}
+
+
+def _row_suites(rowdir: str, results: dict, previous: Optional[dict]) -> Optional[dict]:
+  """The row's accuracy per suite (`experiments.suites.suite_accuracies`), or None.
+
+  They are computed from the per-example flags, which stay out of git, and kept in the row's
+  SUITES_FILE, which does not, so a clean checkout still has them. Without flags they come from
+  that file or, for a root collected before it existed, from ``previous`` (the row's last
+  results.json entry), each only if the evaluation they came from is unchanged.
+  """
+  path = os.path.join(rowdir, SUITES_FILE)
+  basis = _suites_basis(results)
+  flags_path = os.path.join(rowdir, _io.FLAGS_FILE)
+  if os.path.exists(flags_path):
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    from experiments import suites  # pylint: disable=import-outside-toplevel
+    with np.load(flags_path) as f:
+      found = suites.suite_accuracies(results, {k: f[k] for k in f.files})
+  else:
+    kept = _io.read_json(path) or {}
+    previous = previous or {}
+    if kept.get("basis") == basis:
+      return kept["suites"]
+    if not previous.get("suites") or {
+        "checkpoint_step": previous.get("evaluation", {}).get("checkpoint_step"),
+        "attacks": dict(sorted((previous.get("accuracies") or {}).items()))} != basis:
+      return None
+    found = previous["suites"]
+  _io.write_json(path, {"basis": basis, "suites": found})
+  return found
+
+
+def collect_row(rowdir: str, row: Optional[dict] = None, previous: Optional[dict] = None) -> dict:
+  """One row's entry of results.json, from the files in its directory.
+
+  ``previous`` is the row's entry in the results.json being rebuilt, if any (see `_row_suites`).
+  """
   state = _io.read_json(os.path.join(rowdir, ROW_FILE)) or {}
   row = dict(state.get("row") or row or {})
   entry = {k: row.get(k) for k in ("id", "table", "setting", "label", "config", "arg", "seed",
@@ -155,13 +196,9 @@ def collect_row(rowdir: str, row: Optional[dict] = None) -> dict:
     cascade = results.get("cascades", {}).get("standard")
     if cascade:
       entry["cascade"] = {n: cascade["stages"][n]["accuracy"] for n in cascade["order"]}
-      flags_path = os.path.join(rowdir, _io.FLAGS_FILE)
-      if os.path.exists(flags_path):
-        # The per-example flags stay out of git; what the report needs of them is kept here.
-        import numpy as np  # pylint: disable=import-outside-toplevel
-        from experiments import suites  # pylint: disable=import-outside-toplevel
-        with np.load(flags_path) as f:
-          entry["suites"] = suites.suite_accuracies(results, {k: f[k] for k in f.files})
+      found = _row_suites(rowdir, results, previous)
+      if found:
+        entry["suites"] = found
   for key, name in (("eps_sweep", _io.SWEEP_FILE), ("dlif_factors", _io.FACTORS_FILE),
                     ("metrics", _io.METRICS_FILE)):
     if os.path.exists(os.path.join(rowdir, name)):
@@ -180,15 +217,16 @@ def collect(root: str, planned: Sequence[rows.Row] = (), *, meta: Optional[dict]
   under the same root are kept. ``meta`` (the sweep's command, seeds, host) is appended to the
   last 20 runs the file remembers.
   """
+  previous = _io.read_json(os.path.join(root, RESULTS_FILE)) or {}
+  before = {r.get("id"): r for r in previous.get("rows", [])}
   entries = {}
   for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
     rowdir = os.path.join(root, name)
     if os.path.exists(os.path.join(rowdir, ROW_FILE)):
-      entries[name] = collect_row(rowdir)
+      entries[name] = collect_row(rowdir, previous=before.get(name))
   for row in planned:
     if row.id not in entries:
       entries[row.id] = collect_row(os.path.join(root, row.id), dataclasses.asdict(row))
-  previous = _io.read_json(os.path.join(root, RESULTS_FILE)) or {}
   runs = previous.get("runs", [])
   if meta:
     runs = runs + [meta]

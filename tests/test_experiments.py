@@ -199,6 +199,43 @@ def _fake_complete_row(root, row):
   return rowdir
 
 
+def test_collect_keeps_a_rows_suite_accuracies_when_its_ignored_flags_are_gone(tmp_path):
+  rows = rows_lib.make_rows("table2", "reduced", [0], only=["dlif-rho1"])
+  root = str(tmp_path)
+  rowdir = _fake_complete_row(root, rows[0])
+  path = os.path.join(rowdir, _io.ROBUSTNESS_FILE)
+  robustness = _io.read_json(path)
+  robustness.update(schema=2, checkpoint_step=316, worst_case={"accuracy": 0.25, "total": 4},
+                    cascades={"standard": {"accuracy": 0.5, "order": ["apgd-ce"],
+                                           "stages": {"apgd-ce": {"accuracy": 0.5}}}})
+  for i, entry in enumerate(robustness["attacks"].values()):
+    entry["fingerprint"] = f"f{i}"
+  _io.write_json(path, robustness)
+  t, f = True, False
+  # clean [t t t f]; every other attack [t f t f] but the last, [t f f f]: the paper's worst 1/4.
+  flags = {f"f{i}": np.array([t, t, t, f] if name == "clean" else
+                             [t, f, f, f] if i == len(robustness["attacks"]) - 1 else [t, f, t, f])
+           for i, name in enumerate(robustness["attacks"])}
+  np.savez(os.path.join(rowdir, _io.FLAGS_FILE), **flags)
+
+  def suites_of():
+    return sweep_results.collect(root)["rows"][0].get("suites")
+
+  computed = suites_of()
+  assert (computed["paper"], computed["standard"], computed["full"]) == (0.25, 0.5, 0.25)
+  # A clean checkout has no flags (.gitignore): the row's suite_accuracies.json still has them.
+  os.remove(os.path.join(rowdir, _io.FLAGS_FILE))
+  assert suites_of() == computed
+  # A root collected before that file existed: they come from the last results.json, once.
+  os.remove(os.path.join(rowdir, sweep_results.SUITES_FILE))
+  assert suites_of() == computed
+  assert os.path.exists(os.path.join(rowdir, sweep_results.SUITES_FILE))
+  # A new evaluation without flags: the old suites no longer describe it and are dropped.
+  robustness["attacks"]["pgd10"]["accuracy"] = 0.125
+  _io.write_json(path, robustness)
+  assert suites_of() is None
+
+
 def test_sweep_skips_complete_rows_and_reruns_only_missing_phases(tmp_path, monkeypatch):
   import jsnn.evaluation
   from experiments import figure4
