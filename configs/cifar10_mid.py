@@ -12,10 +12,10 @@ test set) on the first 2,000 test images: the paper's suite (FGSM, PGD-7/10/20/4
 APGD-DLR) and the standard cascade APGD-CE-100 → APGD-T (3 targets × 100 steps, AutoAttack uses
 9) → Square (1,000 queries, AutoAttack 5,000), SA-PGD-100, with the gradient-masking checks.
 
-Expect 70–85 min of training per AT row (about 250 images/s on 2 idle AMD EPYC cores) and 55 min
-for the natural one, then about 11 min of evaluation. Seed 0 reached 74.3 % clean (natural) and,
-AT ρ = 0, 67.6 % clean, 18.7 % PGD-10, 7.0 % worst case: below issue 14's 75 % and 25 % targets;
-the pilot, the measured rows and what limits them are in docs/protocols.md.
+Expect 42–72 min of training per AT row (220–330 images/s on 2 AMD EPYC cores, by machine) and
+55 min for the natural one, then 6–13 min of evaluation. Measured: natural 74.3 % clean; AT
+ρ = 0 (3 seeds) 67.6 % clean, 19.2 % PGD-10, 7.4 % worst case; ρ = 1 66.5 / 20.5 / 8.6 %: below
+the targets (natural 75 % clean, AT 25 % PGD-10). Pilot, rows and limits: docs/protocols.md.
 """
 
 import os
