@@ -17,9 +17,10 @@ from jsnn.evaluation import certification, settings
 from jsnn.spiking import neurons
 
 
-def _attack(accuracy, total=200, kind="pgd", fingerprint=None, estimator=None):
-  record = {"kind": kind, "accuracy": accuracy, "correct": round(accuracy * total),
-            "total": total, "wall_time_s": 10.0, "fingerprint": fingerprint or f"{kind}{accuracy}"}
+def _attack(attack, accuracy, total=200, kind="pgd", fingerprint=None, estimator=None):
+  record = {"attack": attack, "kind": kind, "accuracy": accuracy,
+            "correct": round(accuracy * total), "total": total, "wall_time_s": 10.0,
+            "fingerprint": fingerprint or f"{kind}{accuracy}"}
   if estimator:
     record["estimator"] = estimator
   return record
@@ -36,9 +37,10 @@ def _evaluation(attacks, correct, total, estimators, per_attack=None, suite="pap
 
 # Before: clean 25 %, FGSM 17.5 %, PGD10 16.5 % under the surrogate (triangle), FGSM 19.5 % under
 # BPTR; worst case 27 of 200 = 13.5 %, the paper's attacks alone 14.5 %.
-BEFORE_ATTACKS = {"clean": _attack(0.25, kind="clean"), "fgsm": _attack(0.175, kind="fgsm"),
-                  "pgd10": _attack(0.165), "fgsm@bptr": _attack(0.195, kind="fgsm",
-                                                                estimator="bptr")}
+BEFORE_ATTACKS = {"clean": _attack("clean", 0.25, kind="clean"),
+                  "fgsm": _attack("fgsm", 0.175, kind="fgsm"),
+                  "pgd10": _attack("pgd10", 0.165),
+                  "fgsm@bptr": _attack("fgsm", 0.195, kind="fgsm", estimator="bptr")}
 BEFORE = _evaluation(BEFORE_ATTACKS, 27, 200, {
     "triangle": {"attacks": {"fgsm": 0.175, "pgd10": 0.165}, "worst_case_accuracy": 0.145,
                  "gradient_estimator": "surrogate"},
@@ -46,9 +48,9 @@ BEFORE = _evaluation(BEFORE_ATTACKS, 27, 200, {
              "gradient_estimator": "bptr"}})
 # With: SA-PGD-100 13 % (12 % under ASSG), FGSM under ASSG 16 %; worst case 23 of 200 = 11.5 %.
 WITH = _evaluation(
-    {**BEFORE_ATTACKS, "sa-pgd100": _attack(0.13, kind="sa-pgd"),
-     "fgsm@assg": _attack(0.16, kind="fgsm", estimator="assg"),
-     "sa-pgd100@assg": _attack(0.12, kind="sa-pgd", estimator="assg")}, 23, 200, {
+    {**BEFORE_ATTACKS, "sa-pgd100": _attack("sa-pgd100", 0.13, kind="sa-pgd"),
+     "fgsm@assg": _attack("fgsm", 0.16, kind="fgsm", estimator="assg"),
+     "sa-pgd100@assg": _attack("sa-pgd100", 0.12, kind="sa-pgd", estimator="assg")}, 23, 200, {
          "triangle": {"attacks": {"fgsm": 0.175, "pgd10": 0.165, "sa-pgd100": 0.13},
                       "worst_case_accuracy": 0.13, "gradient_estimator": "surrogate"},
          "bptr": {"attacks": {"fgsm": 0.195}, "worst_case_accuracy": 0.195,
@@ -57,8 +59,8 @@ WITH = _evaluation(
                   "gradient_estimator": "assg"}},
     per_attack={"sa-pgd100": {"worst_case_accuracy": 0.115}})
 # A mid row evaluated with the full suite before SA-PGD was part of it.
-MID = _evaluation({"clean": _attack(0.7425, 2000, kind="clean"),
-                   "pgd10": _attack(0.001, 2000)}, 0, 2000, {
+MID = _evaluation({"clean": _attack("clean", 0.7425, 2000, kind="clean"),
+                   "pgd10": _attack("pgd10", 0.001, 2000)}, 0, 2000, {
     "triangle": {"attacks": {"pgd10": 0.001}, "worst_case_accuracy": 0.0,
                  "gradient_estimator": "surrogate"}}, suite="full")
 CERTIFICATION = {"sigma": 0.25, "n0": 100, "n": 1000, "alpha": 0.001, "draws_per_image": 1100,
@@ -106,6 +108,17 @@ def test_read_model_holds_the_worst_cases_before_and_with_the_frontier(results_t
   assert m.frontier_attacks == ("sa-pgd100",) and m.frontier_gradients == ("assg",)
   assert m.gradients == ("triangle", "bptr", "assg")
   assert m.accuracy[("sa-pgd100", "assg")] == 12.0 and m.mismatched == ()
+
+
+def test_read_model_reads_which_attack_and_gradient_from_the_record_not_its_name(results_tree):
+  at = results_tree / "frontier_reduced" / "at-rho1-s0"
+  named = frontier.read_model(str(at), "at")
+  opaque = dict(WITH, attacks={f"r{i}": r for i, r in enumerate(WITH["attacks"].values())})
+  _io.write_json(str(at / "robustness.json"), opaque)
+  os.remove(at / frontier.BEFORE_FILE)
+  m = frontier.read_model(str(at), "at")
+  assert m.accuracy == named.accuracy and m.gradients == named.gradients
+  assert (m.frontier_attacks, m.frontier_gradients) == (("sa-pgd100",), ("assg",))
 
 
 def test_report_renders_the_frontier_section(results_tree):
@@ -161,7 +174,7 @@ def test_no_frontier_or_certification_files_no_sections(tmp_path):
   _io.write_json(str(root / "results.json"), {"runs": [], "rows": []})
   # A row evaluated with the paper's suite only is no frontier model.
   _io.write_json(str(root / "dlif-rho1-s0" / "robustness.json"),
-                 _evaluation({"clean": _attack(0.25, kind="clean")}, 50, 200, {}))
+                 _evaluation({"clean": _attack("clean", 0.25, kind="clean")}, 50, 200, {}))
   text = _build(tmp_path / "results")
   assert frontier.TITLE not in text and certified.TITLE not in text
   # Neither a heading nor a row of the summary table.

@@ -118,18 +118,17 @@ def _own_gradient(results: dict) -> tuple[str, dict | None]:
   return results.get("surrogate") or "surrogate", None
 
 
-def _is_frontier(name: str, record: dict) -> tuple[bool, bool]:
+def _is_frontier(record: dict) -> tuple[bool, bool]:
   """Whether an attack record is a frontier attack, and whether its gradient is a frontier one."""
-  variant = name.partition("@")[2]
   return (record.get("kind") in FRONTIER_KINDS,
-          record.get("estimator", variant) in FRONTIER_ESTIMATORS)
+          record.get("estimator") in FRONTIER_ESTIMATORS)
 
 
 def _paper_suite(results: dict) -> float | None:
   """The own gradient's worst case, if it covers none of the frontier attacks."""
   _, entry = _own_gradient(results)
   attacks = results.get("attacks", {})
-  if entry is None or any(_is_frontier(a, attacks.get(a, {}))[0] for a in entry["attacks"]):
+  if entry is None or any(_is_frontier(attacks.get(a, {}))[0] for a in entry["attacks"]):
     return None
   return 100.0 * entry["worst_case_accuracy"]
 
@@ -142,7 +141,7 @@ def is_candidate(directory: str) -> bool:
   if not results:
     return False
   return results.get("suite") == "full" or any(
-      any(_is_frontier(n, r)) for n, r in results.get("attacks", {}).items())
+      any(_is_frontier(r)) for r in results.get("attacks", {}).values())
 
 
 def read_model(directory: str, label: str) -> FrontierModel:
@@ -158,11 +157,12 @@ def read_model(directory: str, label: str) -> FrontierModel:
   own, _ = _own_gradient(results)
   accuracy, frontier_attacks, frontier_gradients = {}, [], []
   for name, record in attacks.items():
-    base, _, variant = name.partition("@")
-    if base == "clean" or variant == "transfer":
+    # The record says which attack and gradient it is (jsnn.evaluation.plan.attack_record).
+    base = record.get("attack", name)
+    if record.get("kind") == "clean" or record.get("transfer_from"):
       continue
-    is_attack, is_gradient = _is_frontier(name, record)
-    gradient = variant or own
+    is_attack, is_gradient = _is_frontier(record)
+    gradient = record.get("estimator") or own
     accuracy[(base, gradient)] = 100.0 * record["accuracy"]
     if is_attack and base not in frontier_attacks:
       frontier_attacks.append(base)
