@@ -24,6 +24,8 @@ from jsnn import _io
 ROW_FILE = "row.json"
 RESULTS_FILE = "results.json"
 SUITES_FILE = "suite_accuracies.json"   # a row's accuracy per suite, from its ignored flags
+# jsnn.evaluation.settings.TRANSFER, repeated because that module imports JAX; a test keeps them equal.
+TRANSFER = "transfer"
 # A row's phases, in the order they run (the keys of row.json's "phases").
 PHASES = ("train", "evaluate", "sweep", "factors")
 
@@ -113,6 +115,18 @@ def phase_wall(state: dict, phase: str) -> Optional[float]:
   return sum(walls) if walls else None
 
 
+def _accuracies(attacks: dict) -> tuple[dict, dict]:
+  """``{attack: accuracy}`` under the evaluation's own gradient, and ``{variant: {attack:
+  accuracy}}`` under each estimator variant and the transfer source, read from each record's
+  ``attack``, ``estimator`` and ``transfer_from`` fields (jsnn.evaluation.plan.attack_record)."""
+  own, variants = {}, {}
+  for name, record in attacks.items():
+    variant = record.get("estimator") or (TRANSFER if record.get("transfer_from") else None)
+    target = variants.setdefault(variant, {}) if variant else own
+    target[record.get("attack", name)] = record["accuracy"]
+  return own, variants
+
+
 def _suites_basis(results: dict) -> dict:
   """What a row's suite accuracies were computed from: they hold while this is unchanged."""
   return {"checkpoint_step": results.get("checkpoint_step"),
@@ -140,9 +154,10 @@ def _row_suites(rowdir: str, results: dict, previous: Optional[dict]) -> Optiona
     previous = previous or {}
     if kept.get("basis") == basis:
       return kept["suites"]
-    if not previous.get("suites") or {
-        "checkpoint_step": previous.get("evaluation", {}).get("checkpoint_step"),
-        "attacks": dict(sorted((previous.get("accuracies") or {}).items()))} != basis:
+    own, variants = _accuracies(results["attacks"])
+    if not previous.get("suites") or (
+        previous.get("evaluation", {}).get("checkpoint_step"), previous.get("accuracies"),
+        previous.get("variant_accuracies", {})) != (results.get("checkpoint_step"), own, variants):
       return None
     found = previous["suites"]
   _io.write_json(path, {"basis": basis, "suites": found})
@@ -183,7 +198,9 @@ def collect_row(rowdir: str, row: Optional[dict] = None, previous: Optional[dict
   results = _io.read_json(os.path.join(rowdir, _io.ROBUSTNESS_FILE))
   if results and results.get("attacks"):
     attacks = results["attacks"]
-    entry["accuracies"] = {name: a["accuracy"] for name, a in attacks.items()}
+    entry["accuracies"], variants = _accuracies(attacks)
+    if variants:
+      entry["variant_accuracies"] = variants
     if results.get("worst_case"):
       entry["worst_case"] = results["worst_case"]["accuracy"]
     entry["num_examples"] = next(iter(attacks.values())).get("num_examples")

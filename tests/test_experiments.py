@@ -199,6 +199,24 @@ def _fake_complete_row(root, row):
   return rowdir
 
 
+def test_collect_sorts_accuracies_by_gradient_from_the_records_fields(tmp_path):
+  from jsnn.evaluation import settings
+  assert sweep_results.TRANSFER == settings.TRANSFER
+  rows = rows_lib.make_rows("table2", "reduced", [0], only=["dlif-rho1"])
+  rowdir = _fake_complete_row(str(tmp_path), rows[0])
+  path = os.path.join(rowdir, _io.ROBUSTNESS_FILE)
+  robustness = _io.read_json(path)
+  # Keys are the store's business: the report reads only the records' fields.
+  robustness["attacks"].update({
+      "k1": {"attack": "pgd10", "estimator": "bptr", "accuracy": 0.5},
+      "k2": {"attack": "fgsm", "transfer_from": {"workdir": "runs/s"}, "accuracy": 0.75}})
+  _io.write_json(path, robustness)
+  (entry,) = sweep_results.collect(str(tmp_path))["rows"]
+  assert entry["accuracies"] == {name: 0.25 for name in rows_lib.row_config(
+      rows[0]).eval.attacks.split(",")}
+  assert entry["variant_accuracies"] == {"bptr": {"pgd10": 0.5}, "transfer": {"fgsm": 0.75}}
+
+
 def test_collect_keeps_a_rows_suite_accuracies_when_its_ignored_flags_are_gone(tmp_path):
   rows = rows_lib.make_rows("table2", "reduced", [0], only=["dlif-rho1"])
   root = str(tmp_path)

@@ -32,7 +32,7 @@ def _percent(x: Optional[float]) -> Optional[float]:
 
 def run_values(row: dict) -> dict:
   """One run's accuracies in %: the paper's attacks, the cascade's stages and the suites."""
-  out = {k: _percent(v) for k, v in (row.get("accuracies") or {}).items() if "@" not in k}
+  out = {k: _percent(v) for k, v in (row.get("accuracies") or {}).items()}
   out.update({k: _percent(v) for k, v in (row.get("cascade") or {}).items()})
   for key, _ in SUITE_COLUMNS:
     value = (row.get("suites") or {}).get(key)
