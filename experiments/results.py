@@ -24,7 +24,7 @@ from jsnn import _io
 ROW_FILE = "row.json"
 RESULTS_FILE = "results.json"
 SUITES_FILE = "suite_accuracies.json"   # a row's accuracy per suite, from its ignored flags
-# jsnn.evaluation.settings.TRANSFER, repeated because that module imports JAX; a test keeps them equal.
+# jsnn.evaluation.settings.TRANSFER, repeated: that module imports JAX (a test keeps them equal).
 TRANSFER = "transfer"
 # A row's phases, in the order they run (the keys of row.json's "phases").
 PHASES = ("train", "evaluate", "sweep", "factors")
