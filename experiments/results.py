@@ -3,11 +3,12 @@
 ``<root>/<row-id>/row.json`` is the sweep's record of one row: the row (:class:`rows.Row` as a
 dict), the config it trains with, and per phase (``train``, ``evaluate``, ``sweep``,
 ``factors``) its calls with their wall times. ``<root>/results.json`` is rebuilt from every row
-directory: row id, config argument, seed, clean and per-attack accuracies, the worst case, the
-cascade and the suites, training and evaluation wall times, and the sanity checks. It is what
-``python -m experiments.report`` reads. The suites come from the per-example flags, which git
-ignores; ``<root>/<row-id>/suite_accuracies.json`` keeps them for a clean checkout. Only JSON (and NumPy for the flags) is needed here: the
-sweep decides what a row still needs before JAX starts.
+directory: row id, config argument, seed, clean and per-attack accuracies (per gradient), the
+worst case, the cascade and the suites, training and evaluation wall times, and the sanity checks.
+It is what ``python -m experiments.report`` reads. The suites come from the per-example flags,
+which git ignores; ``<root>/<row-id>/suite_accuracies.json`` keeps them for a clean checkout.
+Only JSON (and NumPy for the flags) is needed here: the sweep decides what a row still needs
+before JAX starts.
 """
 
 from __future__ import annotations
