@@ -134,6 +134,13 @@ def _suites_basis(results: dict) -> dict:
           "attacks": {n: a.get("accuracy") for n, a in sorted(results["attacks"].items())}}
 
 
+def stored_suites(rowdir: str, results: dict) -> Optional[dict]:
+  """The suite accuracies kept in ``rowdir``'s SUITES_FILE, if ``results`` (its robustness.json)
+  is still the evaluation they were computed from; else None."""
+  kept = _io.read_json(os.path.join(rowdir, SUITES_FILE)) or {}
+  return kept["suites"] if kept.get("basis") == _suites_basis(results) else None
+
+
 def _row_suites(rowdir: str, results: dict, previous: Optional[dict]) -> Optional[dict]:
   """The row's accuracy per suite (`experiments.suites.suite_accuracies`), or None.
 
@@ -142,8 +149,6 @@ def _row_suites(rowdir: str, results: dict, previous: Optional[dict]) -> Optiona
   that file or, for a root collected before it existed, from ``previous`` (the row's last
   results.json entry), each only if the evaluation they came from is unchanged.
   """
-  path = os.path.join(rowdir, SUITES_FILE)
-  basis = _suites_basis(results)
   flags_path = os.path.join(rowdir, _io.FLAGS_FILE)
   if os.path.exists(flags_path):
     import numpy as np  # pylint: disable=import-outside-toplevel
@@ -151,17 +156,18 @@ def _row_suites(rowdir: str, results: dict, previous: Optional[dict]) -> Optiona
     with np.load(flags_path) as f:
       found = suites.suite_accuracies(results, {k: f[k] for k in f.files})
   else:
-    kept = _io.read_json(path) or {}
+    kept = stored_suites(rowdir, results)
+    if kept is not None:
+      return kept
     previous = previous or {}
-    if kept.get("basis") == basis:
-      return kept["suites"]
     own, variants = _accuracies(results["attacks"])
     if not previous.get("suites") or (
         previous.get("evaluation", {}).get("checkpoint_step"), previous.get("accuracies"),
         previous.get("variant_accuracies", {})) != (results.get("checkpoint_step"), own, variants):
       return None
     found = previous["suites"]
-  _io.write_json(path, {"basis": basis, "suites": found})
+  _io.write_json(os.path.join(rowdir, SUITES_FILE),
+                 {"basis": _suites_basis(results), "suites": found})
   return found
 
 

@@ -121,11 +121,35 @@ def test_read_model_reads_which_attack_and_gradient_from_the_record_not_its_name
   assert (m.frontier_attacks, m.frontier_gradients) == (("sa-pgd100",), ("assg",))
 
 
+def test_a_sweep_rows_kept_suite_accuracies_give_the_paper_suite_with_and_without_sa_pgd(
+    results_tree):
+  from experiments import results as sweep_results
+  # A mid AT row of the full suite: SA-PGD ran with the paper's attacks, no before file.
+  row = results_tree / "mid" / "at-rho0-s0"
+  robustness = dict(WITH, attacks={k: v for k, v in WITH["attacks"].items() if "@" not in k})
+  _io.write_json(str(row / "robustness.json"), robustness)
+  assert frontier.read_model(str(row), "mid").paper_suite is None   # the own gradient has SA-PGD
+  basis = {"checkpoint_step": 316,
+           "attacks": {n: a["accuracy"] for n, a in sorted(robustness["attacks"].items())}}
+  _io.write_json(str(row / sweep_results.SUITES_FILE),
+                 {"basis": basis, "suites": {"paper": 0.145, "sa_pgd": 0.12, "full": 0.115}})
+  m = frontier.read_model(str(row), "mid")
+  assert (m.paper_suite, m.paper_with_sa_pgd) == (pytest.approx(14.5), 12.0)
+  assert "| mid/at-rho0-s0 | 200 | 25.00 | 14.50 | 12.00 | — | 11.50 (23) | — |" in _build(
+      results_tree)
+  assert ("SA-PGD alone takes the paper's suite from 14.50 % to 12.00 % (-2.50 points)."
+          in frontier.frontier_reading(m))
+  # Another evaluation in the same directory: the kept numbers no longer describe it.
+  robustness["attacks"]["pgd10"] = dict(robustness["attacks"]["pgd10"], accuracy=0.16)
+  _io.write_json(str(row / "robustness.json"), robustness)
+  assert frontier.read_model(str(row), "mid").paper_with_sa_pgd is None
+
+
 def test_report_renders_the_frontier_section(results_tree):
   text = _build(results_tree)
   assert f"## {frontier.TITLE}" in text
-  assert "| frontier_reduced/at-rho1-s0 | 200 | 25.00 | 14.50 | 13.50 (27) | 11.50 (23) | -2.00 |" \
-      in text
+  assert ("| frontier_reduced/at-rho1-s0 | 200 | 25.00 | 14.50 | — | 13.50 (27) | 11.50 (23) | "
+          "-2.00 |") in text
   assert "| attack | triangle | bptr | assg (new) | worst over gradients |" in text
   assert "| SA-PGD-100 (new) | 13.00 | — | 12.00 | 11.50 |" in text
   assert "| worst over attacks | 13.00 | 19.50 | 11.50 | |" in text
@@ -140,7 +164,7 @@ def test_report_renders_the_frontier_section(results_tree):
 def test_a_full_suite_row_without_sa_pgd_is_absent_not_an_error(results_tree):
   text = _build(results_tree)
   # Its own worst case is the one before the frontier attacks: none of them ran.
-  assert "| mid/dlif-natural-s0 | 2000 | 74.25 | 0.00 | 0.00 (0) | absent | — |" in text
+  assert "| mid/dlif-natural-s0 | 2000 | 74.25 | 0.00 | — | 0.00 (0) | absent | — |" in text
   assert ("`mid/dlif-natural-s0`: SA-PGD and the ASSG and PDSG gradients are absent from its "
           "evaluation; its worst case is 0.00 % (0 of 2000 images).") in text
 

@@ -21,6 +21,7 @@ import dataclasses
 import os
 from collections.abc import Sequence
 
+from experiments import results as sweep_results
 from experiments.report import markdown, reading
 from experiments.report.markdown import Report, anchor, attack_name, fmt, fmt_seconds, fmt_signed
 from jsnn import _io
@@ -54,6 +55,7 @@ class FrontierModel:
     files: the JSON files read.
     model, training: robustness.json's sections of that name.
     paper_suite: the paper's attacks under the own gradient; None when no file has it.
+    paper_with_sa_pgd: the same with SA-PGD (a sweep row's kept suite accuracies); None without.
     before, with_frontier: the worst cases; ``with_frontier`` is None when no frontier attack or
       estimator ran (``before`` is then ``robustness.json``'s own).
     accuracy: ``(attack, gradient) -> %`` of every gradient attack the evaluation ran.
@@ -72,6 +74,7 @@ class FrontierModel:
   data: str
   clean: float | None
   paper_suite: float | None
+  paper_with_sa_pgd: float | None
   before: WorstCase | None
   with_frontier: WorstCase | None
   accuracy: dict
@@ -178,6 +181,12 @@ def read_model(directory: str, label: str) -> FrontierModel:
   paper = _paper_suite(results)
   if paper is None and before is not None:
     paper = _paper_suite(before)
+  # A sweep row evaluated with the full suite ran SA-PGD beside the paper's attacks; the
+  # per-example flags separated them, and the row keeps what they gave.
+  kept = sweep_results.stored_suites(directory, results) or {}
+  percent = lambda key: None if kept.get(key) is None else 100.0 * kept[key]
+  if paper is None:
+    paper = percent("paper")
   return FrontierModel(
       label=label,
       files=tuple(p for p in (before_path, path) if os.path.exists(p)),
@@ -186,7 +195,7 @@ def read_model(directory: str, label: str) -> FrontierModel:
       model=results.get("model") or {}, training=results.get("training") or {},
       checkpoint_step=results.get("checkpoint_step"), data=results.get("data") or "—",
       clean=(100.0 * attacks["clean"]["accuracy"] if "clean" in attacks else None),
-      paper_suite=paper,
+      paper_suite=paper, paper_with_sa_pgd=percent("sa_pgd"),
       before=_worst_case(before, before_path) if before is not None else (
           None if ran_frontier else worst),
       with_frontier=worst if ran_frontier else None,
@@ -214,6 +223,8 @@ def section(rep: Report, directories: Sequence[tuple[str, str]]) -> list[Frontie
   rep.add(f"## {TITLE}", "")
   rep.add("Robust accuracy in % (images left correct in brackets), per example worst cases: "
           "**paper suite** — the paper's attacks under the evaluation's own surrogate gradient; "
+          "**paper suite + SA-PGD** — the same with SA-PGD added (a sweep row's `"
+          + sweep_results.SUITES_FILE + "`, from its per-example flags); "
           "**before** — everything evaluated before the frontier attacks (`" + BEFORE_FILE
           + "` where it is kept, else the evaluation itself when it ran none of them); "
           "**with frontier** — the same plus SA-PGD and the ASSG and PDSG gradient variants "
@@ -228,11 +239,12 @@ def section(rep: Report, directories: Sequence[tuple[str, str]]) -> list[Frontie
             f"{m.checkpoint_step}; the first {m.num_images} test images of {m.data}, L∞ ε = "
             f"{eps}; evaluation time {fmt_seconds(m.wall_s)} (its runs summed); files "
             + ", ".join(f"`{rep.rel(p)}`" for p in m.files))
-  rep.add("", "| model | images | clean | paper suite | before | with frontier | "
-              "with − before (points) |", "|---|---:|---:|---:|---:|---:|---:|")
+  rep.add("", "| model | images | clean | paper suite | paper suite + SA-PGD | before | "
+              "with frontier | with − before (points) |",
+          "|---|---:|---:|---:|---:|---:|---:|---:|")
   for m in models:
     rep.add(f"| {m.label} | {m.num_images} | {fmt(m.clean)} | {fmt(m.paper_suite)} | "
-            f"{_worst(m.before)} | {_worst(m.with_frontier) if m.with_frontier else 'absent'} | "
+            f"{fmt(m.paper_with_sa_pgd)} | {_worst(m.before)} | {_worst(m.with_frontier) if m.with_frontier else 'absent'} | "
             f"{fmt_signed(m.difference)} |")
   rep.add("")
   for m in models:
@@ -287,12 +299,17 @@ def frontier_reading(m: FrontierModel) -> str:
     fewer = m.before.correct - m.with_frontier.correct
     text += (f", {fmt_signed(m.difference)} points ({fewer} images fewer) against "
              f"{fmt(m.before.percent)} % before them")
-  else:
-    text += f"; the worst case before them was not kept (no `{BEFORE_FILE}`)"
   if m.paper_suite is not None:
-    text += (f", and {fmt_signed(m.with_frontier.percent - m.paper_suite)} points against the "
+    text += (f"{', and' if m.before is not None else ','} "
+             f"{fmt_signed(m.with_frontier.percent - m.paper_suite)} points against the "
              f"paper's suite ({fmt(m.paper_suite)} %)")
+  if m.before is None:
+    text += f"; the worst case before them was not kept (no `{BEFORE_FILE}`)"
   text += "."
+  if m.paper_suite is not None and m.paper_with_sa_pgd is not None:
+    text += (f" SA-PGD alone takes the paper's suite from {fmt(m.paper_suite)} % to "
+             f"{fmt(m.paper_with_sa_pgd)} % ({fmt_signed(m.paper_with_sa_pgd - m.paper_suite)} "
+             "points).")
   if m.accuracy:
     (a, g), best = min(m.accuracy.items(), key=lambda kv: kv[1])
     text += f" The strongest single attack is {attack_name(a)} under {g} ({fmt(best)} %)."
