@@ -244,7 +244,8 @@ def section(rep: Report, directories: Sequence[tuple[str, str]]) -> list[Frontie
           "|---|---:|---:|---:|---:|---:|---:|---:|")
   for m in models:
     rep.add(f"| {m.label} | {m.num_images} | {fmt(m.clean)} | {fmt(m.paper_suite)} | "
-            f"{fmt(m.paper_with_sa_pgd)} | {_worst(m.before)} | {_worst(m.with_frontier) if m.with_frontier else 'absent'} | "
+            f"{fmt(m.paper_with_sa_pgd)} | {_worst(m.before)} | "
+            f"{_worst(m.with_frontier) if m.with_frontier else 'absent'} | "
             f"{fmt_signed(m.difference)} |")
   rep.add("")
   for m in models:
