@@ -116,13 +116,20 @@ def phase_wall(state: dict, phase: str) -> Optional[float]:
   return sum(walls) if walls else None
 
 
+def record_variant(record: dict) -> Optional[str]:
+  """The gradient an attack record followed, from its ``estimator`` and ``transfer_from`` fields
+  (jsnn.evaluation.plan.attack_record): an estimator variant, TRANSFER, or None for the
+  evaluation's own."""
+  return record.get("estimator") or (TRANSFER if record.get("transfer_from") else None)
+
+
 def _accuracies(attacks: dict) -> tuple[dict, dict]:
   """``{attack: accuracy}`` under the evaluation's own gradient, and ``{variant: {attack:
-  accuracy}}`` under each estimator variant and the transfer source, read from each record's
-  ``attack``, ``estimator`` and ``transfer_from`` fields (jsnn.evaluation.plan.attack_record)."""
+  accuracy}}`` under each estimator variant and the transfer source (`record_variant`), keyed by
+  each record's ``attack`` field."""
   own, variants = {}, {}
   for name, record in attacks.items():
-    variant = record.get("estimator") or (TRANSFER if record.get("transfer_from") else None)
+    variant = record_variant(record)
     target = variants.setdefault(variant, {}) if variant else own
     target[record.get("attack", name)] = record["accuracy"]
   return own, variants

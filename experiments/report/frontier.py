@@ -161,11 +161,11 @@ def read_model(directory: str, label: str) -> FrontierModel:
   accuracy, frontier_attacks, frontier_gradients = {}, [], []
   for name, record in attacks.items():
     # The record says which attack and gradient it is (jsnn.evaluation.plan.attack_record).
-    base = record.get("attack", name)
-    if record.get("kind") == "clean" or record.get("transfer_from"):
+    base, variant = record.get("attack", name), sweep_results.record_variant(record)
+    if record.get("kind") == "clean" or variant == sweep_results.TRANSFER:
       continue
     is_attack, is_gradient = _is_frontier(record)
-    gradient = record.get("estimator") or own
+    gradient = variant or own
     accuracy[(base, gradient)] = 100.0 * record["accuracy"]
     if is_attack and base not in frontier_attacks:
       frontier_attacks.append(base)
